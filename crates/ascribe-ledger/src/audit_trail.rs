@@ -47,12 +47,15 @@ pub struct TrailFailure {
 
 impl TrailFailure {
     fn at(seq: u64, reason: String) -> TrailFailure {
-        TrailFailure { first_bad_seq: Some(seq), reason }
+        TrailFailure {
+            first_bad_seq: Some(seq),
+            reason,
+        }
     }
 }
 
 /// A stored signed tree head as the store hands it over.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredHead {
     /// The tree size the store filed the head under.
     pub size: u64,
@@ -120,13 +123,22 @@ impl AuditTrail {
         if entry.seq != row_seq {
             return Err(TrailFailure::at(
                 row_seq,
-                format!("row seq {row_seq} holds the entry of seq {}: rows were moved", entry.seq),
+                format!(
+                    "row seq {row_seq} holds the entry of seq {}: rows were moved",
+                    entry.seq
+                ),
             ));
         }
-        if self.previous_time.is_some_and(|previous| entry.time < previous) {
+        if self
+            .previous_time
+            .is_some_and(|previous| entry.time < previous)
+        {
             return Err(TrailFailure::at(
                 row_seq,
-                format!("entry seq {row_seq}: time {} is before the previous entry's", entry.time),
+                format!(
+                    "entry seq {row_seq}: time {} is before the previous entry's",
+                    entry.time
+                ),
             ));
         }
         self.previous_time = Some(entry.time);
@@ -135,7 +147,11 @@ impl AuditTrail {
 
     fn check_heads_at_current_size(&mut self) -> Result<(), TrailFailure> {
         let size = self.frontier.size();
-        while let Some(stored) = self.heads.get(self.next_head).filter(|head| head.size <= size) {
+        while let Some(stored) = self
+            .heads
+            .get(self.next_head)
+            .filter(|head| head.size <= size)
+        {
             let head = self.verify_head(stored)?;
             if head.root != self.frontier.root() {
                 let first = self.covered_by_heads;
@@ -154,10 +170,13 @@ impl AuditTrail {
     }
 
     fn verify_head(&self, stored: &StoredHead) -> Result<crate::TreeHead, TrailFailure> {
-        let head = self.verifier.verify_note(&stored.note).map_err(|error| TrailFailure {
-            first_bad_seq: None,
-            reason: format!("signed tree head filed at size {}: {error}", stored.size),
-        })?;
+        let head = self
+            .verifier
+            .verify_note(&stored.note)
+            .map_err(|error| TrailFailure {
+                first_bad_seq: None,
+                reason: format!("signed tree head filed at size {}: {error}", stored.size),
+            })?;
         if head.size != stored.size {
             return Err(TrailFailure {
                 first_bad_seq: None,
@@ -230,9 +249,15 @@ mod tests {
             .iter()
             .map(|&size| {
                 let leaves: Vec<Hash> = rows[..size].iter().map(|row| row.2).collect();
-                let head =
-                    TreeHead { origin: ORIGIN.into(), size: size as u64, root: root(&leaves) };
-                StoredHead { size: size as u64, note: signer.sign_tree_head(&head).note }
+                let head = TreeHead {
+                    origin: ORIGIN.into(),
+                    size: size as u64,
+                    root: root(&leaves),
+                };
+                StoredHead {
+                    size: size as u64,
+                    note: signer.sign_tree_head(&head).note,
+                }
             })
             .collect();
         Ledger { rows, heads }
@@ -287,7 +312,10 @@ mod tests {
     fn deleted_row_names_the_gap() {
         let mut ledger = ledger(&signer());
         ledger.rows.remove(3);
-        assert_eq!(check(&ledger, &signer()).expect_err("gap").first_bad_seq, Some(3));
+        assert_eq!(
+            check(&ledger, &signer()).expect_err("gap").first_bad_seq,
+            Some(3)
+        );
     }
 
     #[test]
@@ -296,7 +324,10 @@ mod tests {
         let (left, right) = ledger.rows.split_at_mut(5);
         std::mem::swap(&mut left[2].1, &mut right[2].1);
         std::mem::swap(&mut left[2].2, &mut right[2].2);
-        assert_eq!(check(&ledger, &signer()).expect_err("moved").first_bad_seq, Some(2));
+        assert_eq!(
+            check(&ledger, &signer()).expect_err("moved").first_bad_seq,
+            Some(2)
+        );
     }
 
     #[test]
@@ -312,6 +343,9 @@ mod tests {
         let forger = NoteSigner::from_seed(ORIGIN, [4u8; 32]);
         let failure = check(&ledger(&forger), &signer()).expect_err("forged");
         assert_eq!(failure.first_bad_seq, None);
-        assert!(failure.reason.contains("no signature from key"), "{failure}");
+        assert!(
+            failure.reason.contains("no signature from key"),
+            "{failure}"
+        );
     }
 }

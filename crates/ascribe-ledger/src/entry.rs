@@ -61,7 +61,10 @@ impl Entry {
     /// length and characters, and that `body` is an object.
     pub fn validate(&self) -> Result<(), EntryError> {
         if self.seq > MAX_SEQ {
-            return Err(member_error("seq", format!("{} is above 2^53 - 1", self.seq)));
+            return Err(member_error(
+                "seq",
+                format!("{} is above 2^53 - 1", self.seq),
+            ));
         }
         validate_kind(&self.kind)?;
         validate_actor(&self.actor)?;
@@ -109,16 +112,27 @@ impl Entry {
         let actor = take_string(&mut members, "actor")?;
         let body = take(&mut members, "body")?;
         if let Some(unknown) = members.keys().next() {
-            return Err(member_error("(entry)", format!("unknown member `{unknown}`")));
+            return Err(member_error(
+                "(entry)",
+                format!("unknown member `{unknown}`"),
+            ));
         }
-        let entry = Entry { seq, time, kind, actor, body };
+        let entry = Entry {
+            seq,
+            time,
+            kind,
+            actor,
+            body,
+        };
         entry.validate()?;
         Ok(entry)
     }
 }
 
 fn take(members: &mut Map<String, Value>, name: &'static str) -> Result<Value, EntryError> {
-    members.remove(name).ok_or_else(|| member_error(name, "is missing".to_owned()))
+    members
+        .remove(name)
+        .ok_or_else(|| member_error(name, "is missing".to_owned()))
 }
 
 fn take_string(members: &mut Map<String, Value>, name: &'static str) -> Result<String, EntryError> {
@@ -137,7 +151,9 @@ pub fn validate_kind(kind: &str) -> Result<(), EntryError> {
     let words: Vec<&str> = kind.split('.').collect();
     let word_ok = |word: &&str| {
         word.starts_with(|c: char| c.is_ascii_lowercase())
-            && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && word
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
     };
     if words.len() < 2 || !words.iter().all(word_ok) || kind.len() > 64 {
         return Err(member_error(
@@ -171,7 +187,11 @@ impl Timestamp {
 
     /// Builds a timestamp from microseconds since the Unix epoch.
     pub fn from_unix_micros(micros: i64) -> Timestamp {
-        Timestamp(Utc.timestamp_micros(micros).single().unwrap_or(DateTime::<Utc>::MIN_UTC))
+        Timestamp(
+            Utc.timestamp_micros(micros)
+                .single()
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        )
     }
 
     /// Microseconds since the Unix epoch.
@@ -190,7 +210,9 @@ impl Timestamp {
             .map_err(|error| format!("`{text}` is not an RFC 3339 time: {error}"))?;
         let timestamp = Timestamp::from_datetime(parsed.with_timezone(&Utc));
         if timestamp.to_string() != text {
-            return Err(format!("`{text}` is not in the form YYYY-MM-DDTHH:MM:SS.ffffffZ"));
+            return Err(format!(
+                "`{text}` is not in the form YYYY-MM-DDTHH:MM:SS.ffffffZ"
+            ));
         }
         Ok(timestamp)
     }
@@ -235,15 +257,22 @@ mod tests {
     #[test]
     fn non_canonical_bytes_are_refused() {
         let spaced = br#"{"actor": "admin","body":{},"kind":"a.b","seq":1,"time":"2026-12-03T16:31:37.123456Z"}"#;
-        assert_eq!(Entry::from_canonical_bytes(spaced), Err(EntryError::NotCanonical));
+        assert_eq!(
+            Entry::from_canonical_bytes(spaced),
+            Err(EntryError::NotCanonical)
+        );
     }
 
     #[test]
     fn unknown_and_missing_members_are_named() {
         let extra = br#"{"actor":"a","body":{},"extra":1,"kind":"a.b","seq":1,"time":"2026-12-03T16:31:37.123456Z"}"#;
         let error = Entry::from_canonical_bytes(extra).expect_err("extra member");
-        assert!(error.to_string().contains("unknown member `extra`"), "{error}");
-        let missing = br#"{"actor":"a","body":{},"kind":"a.b","time":"2026-12-03T16:31:37.123456Z"}"#;
+        assert!(
+            error.to_string().contains("unknown member `extra`"),
+            "{error}"
+        );
+        let missing =
+            br#"{"actor":"a","body":{},"kind":"a.b","time":"2026-12-03T16:31:37.123456Z"}"#;
         let error = Entry::from_canonical_bytes(missing).expect_err("missing seq");
         assert_eq!(error.to_string(), "entry member `seq`: is missing");
     }

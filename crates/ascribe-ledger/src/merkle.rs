@@ -87,6 +87,17 @@ impl Frontier {
         Ok(Frontier { size, nodes })
     }
 
+    /// Rebuilds a frontier from a stored [`Frontier::nodes`] list; `None` when the number of
+    /// nodes does not fit the size (one per set bit of `size`).
+    pub fn from_parts(size: u64, nodes: Vec<Hash>) -> Option<Frontier> {
+        (nodes.len() == size.count_ones() as usize).then_some(Frontier { size, nodes })
+    }
+
+    /// The perfect-subtree roots, largest (leftmost) first; see [`frontier_ranges`].
+    pub fn nodes(&self) -> &[Hash] {
+        &self.nodes
+    }
+
     /// Number of leaves in the tree.
     pub fn size(&self) -> u64 {
         self.size
@@ -148,7 +159,10 @@ impl SubtreeSource for &[Hash] {
         let range = usize::try_from(start).ok().zip(usize::try_from(end).ok());
         match range.and_then(|(start, end)| self.get(start..end)) {
             Some(leaves) if start < end => Ok(root_of(leaves)),
-            _ => Err(ProofError::IndexOutOfRange { index: end, size: self.len() as u64 }),
+            _ => Err(ProofError::IndexOutOfRange {
+                index: end,
+                size: self.len() as u64,
+            }),
         }
     }
 }
@@ -256,7 +270,10 @@ where
     S::Error: From<ProofError>,
 {
     let ranges = inclusion_proof_ranges(index, size)?;
-    ranges.into_iter().map(|(start, end)| source.subtree_root(start, end)).collect()
+    ranges
+        .into_iter()
+        .map(|(start, end)| source.subtree_root(start, end))
+        .collect()
 }
 
 /// Builds a consistency proof by hashing each range of [`consistency_proof_ranges`].
@@ -266,7 +283,10 @@ where
     S::Error: From<ProofError>,
 {
     let ranges = consistency_proof_ranges(old, new)?;
-    ranges.into_iter().map(|(start, end)| source.subtree_root(start, end)).collect()
+    ranges
+        .into_iter()
+        .map(|(start, end)| source.subtree_root(start, end))
+        .collect()
 }
 
 /// Checks that `leaf` sits at `index` in the tree of `size` whose root is `root`
@@ -280,7 +300,10 @@ pub fn verify_inclusion(
 ) -> Result<(), ProofError> {
     let expected_length = inclusion_proof_ranges(index, size)?.len();
     if proof.len() != expected_length {
-        return Err(ProofError::WrongLength { got: proof.len(), expected: expected_length });
+        return Err(ProofError::WrongLength {
+            got: proof.len(),
+            expected: expected_length,
+        });
     }
     let mut node_index = index;
     let mut last_index = size - 1;
@@ -312,7 +335,10 @@ pub fn verify_consistency(
 ) -> Result<(), ProofError> {
     let expected_length = consistency_proof_ranges(old, new)?.len();
     if proof.len() != expected_length {
-        return Err(ProofError::WrongLength { got: proof.len(), expected: expected_length });
+        return Err(ProofError::WrongLength {
+            got: proof.len(),
+            expected: expected_length,
+        });
     }
     if old == 0 {
         return Ok(());
@@ -358,7 +384,10 @@ fn expect_root(computed: &Hash, expected: &Hash) -> Result<(), ProofError> {
     if computed == expected {
         return Ok(());
     }
-    Err(ProofError::RootMismatch { computed: hex::encode(computed), expected: hex::encode(expected) })
+    Err(ProofError::RootMismatch {
+        computed: hex::encode(computed),
+        expected: hex::encode(expected),
+    })
 }
 
 #[cfg(test)]

@@ -49,26 +49,44 @@ pub struct TreeHead {
 impl TreeHead {
     /// The note body: the exact bytes that are signed.
     pub fn body_text(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, BASE64.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            BASE64.encode(self.root)
+        )
     }
 
     /// Parses a note body, refusing anything that would not print back identically.
     pub fn parse_body(body: &str) -> Result<TreeHead, NoteError> {
-        let lines: Vec<&str> = body.strip_suffix('\n').unwrap_or(body).split('\n').collect();
+        let lines: Vec<&str> = body
+            .strip_suffix('\n')
+            .unwrap_or(body)
+            .split('\n')
+            .collect();
         let [origin, size, root, ..] = lines.as_slice() else {
-            return Err(NoteError::Malformed("a tree head has at least three lines".into()));
+            return Err(NoteError::Malformed(
+                "a tree head has at least three lines".into(),
+            ));
         };
         validate_key_name(origin).map_err(|_| NoteError::Malformed("bad origin line".into()))?;
-        let size: u64 =
-            size.parse().map_err(|_| NoteError::Malformed(format!("bad tree size `{size}`")))?;
+        let size: u64 = size
+            .parse()
+            .map_err(|_| NoteError::Malformed(format!("bad tree size `{size}`")))?;
         let root = BASE64
             .decode(root)
             .ok()
             .and_then(|bytes| Hash::try_from(bytes.as_slice()).ok())
             .ok_or_else(|| NoteError::Malformed(format!("bad root hash `{root}`")))?;
-        let head = TreeHead { origin: (*origin).to_owned(), size, root };
+        let head = TreeHead {
+            origin: (*origin).to_owned(),
+            size,
+            root,
+        };
         if lines.len() != 3 || head.body_text() != body {
-            return Err(NoteError::Malformed("tree head body is not in canonical form".into()));
+            return Err(NoteError::Malformed(
+                "tree head body is not in canonical form".into(),
+            ));
         }
         Ok(head)
     }
@@ -131,7 +149,11 @@ impl NoteSigner {
     pub fn from_seed(name: &str, seed: [u8; 32]) -> NoteSigner {
         let signing_key = SigningKey::from_bytes(&seed);
         let key_id = key_id(name, &signing_key.verifying_key());
-        NoteSigner { name: name.to_owned(), key_id, signing_key }
+        NoteSigner {
+            name: name.to_owned(),
+            key_id,
+            signing_key,
+        }
     }
 
     /// Parses a `PRIVATE+KEY+<name>+<id>+<base64>` text.
@@ -139,7 +161,9 @@ impl NoteSigner {
         let rest = text
             .trim_end()
             .strip_prefix("PRIVATE+KEY+")
-            .ok_or_else(|| KeyError::Malformed("private key must start with PRIVATE+KEY+".into()))?;
+            .ok_or_else(|| {
+                KeyError::Malformed("private key must start with PRIVATE+KEY+".into())
+            })?;
         let (name, claimed_id, seed) = split_key_text(rest)?;
         let signer = NoteSigner::from_seed(name, seed);
         if signer.key_id != claimed_id {
@@ -152,7 +176,12 @@ impl NoteSigner {
     pub fn private_key_text(&self) -> String {
         let mut key = vec![ALGORITHM_ED25519];
         key.extend_from_slice(&self.signing_key.to_bytes());
-        format!("PRIVATE+KEY+{}+{:08x}+{}", self.name, self.key_id, BASE64.encode(key))
+        format!(
+            "PRIVATE+KEY+{}+{:08x}+{}",
+            self.name,
+            self.key_id,
+            BASE64.encode(key)
+        )
     }
 
     /// The matching verifier, whose text form is safe to publish.
@@ -175,8 +204,15 @@ impl NoteSigner {
         let signature = self.signing_key.sign(body.as_bytes());
         let mut signed = self.key_id.to_be_bytes().to_vec();
         signed.extend_from_slice(&signature.to_bytes());
-        let note = format!("{body}\n{SIGNATURE_PREFIX}{} {}\n", self.name, BASE64.encode(signed));
-        SignedTreeHead { head: head.clone(), note }
+        let note = format!(
+            "{body}\n{SIGNATURE_PREFIX}{} {}\n",
+            self.name,
+            BASE64.encode(signed)
+        );
+        SignedTreeHead {
+            head: head.clone(),
+            note,
+        }
     }
 
     /// Signs arbitrary bytes with the ledger key (receipts use this).
@@ -202,7 +238,11 @@ impl NoteVerifier {
         if key_id(name, &verifying_key) != claimed_id {
             return Err(KeyError::IdMismatch);
         }
-        Ok(NoteVerifier { name: name.to_owned(), key_id: claimed_id, verifying_key })
+        Ok(NoteVerifier {
+            name: name.to_owned(),
+            key_id: claimed_id,
+            verifying_key,
+        })
     }
 
     /// The public key text, as printed by `ascribe init`.
@@ -232,12 +272,16 @@ impl NoteVerifier {
             .ok_or_else(|| NoteError::Malformed("no blank line before signatures".into()))?;
         let (body, signatures) = (&note[..split + 1], &note[split + 2..]);
         if !signatures.ends_with('\n') || note.chars().any(|c| c.is_control() && c != '\n') {
-            return Err(NoteError::Malformed("note must be text lines ending in newline".into()));
+            return Err(NoteError::Malformed(
+                "note must be text lines ending in newline".into(),
+            ));
         }
         let mut trusted = false;
         for (number, line) in signatures.lines().enumerate() {
             if number >= MAX_SIGNATURES {
-                return Err(NoteError::Malformed(format!("more than {MAX_SIGNATURES} signatures")));
+                return Err(NoteError::Malformed(format!(
+                    "more than {MAX_SIGNATURES} signatures"
+                )));
             }
             trusted |= self.check_signature_line(body, line)?;
         }
@@ -324,7 +368,9 @@ fn split_key_text(text: &str) -> Result<(&str, u32, [u8; 32]), KeyError> {
             material.copy_from_slice(key);
             Ok((name, id, material))
         }
-        _ => Err(KeyError::Malformed("key material is not an Ed25519 key".into())),
+        _ => Err(KeyError::Malformed(
+            "key material is not an Ed25519 key".into(),
+        )),
     }
 }
 
@@ -337,15 +383,24 @@ mod tests {
     }
 
     fn head() -> TreeHead {
-        TreeHead { origin: "ascribe.test/ledger".into(), size: 8, root: [0x5d; 32] }
+        TreeHead {
+            origin: "ascribe.test/ledger".into(),
+            size: 8,
+            root: [0x5d; 32],
+        }
     }
 
     #[test]
     fn signed_note_round_trips_and_verifies() {
         let signed = signer().sign_tree_head(&head());
-        assert!(signed.note.starts_with("ascribe.test/ledger\n8\nXV1dXV1dXV1dXV1dXV1dXV1d"));
+        assert!(signed
+            .note
+            .starts_with("ascribe.test/ledger\n8\nXV1dXV1dXV1dXV1dXV1dXV1d"));
         assert!(signed.note.contains("\n\n\u{2014} ascribe.test/ledger "));
-        let verified = signer().verifier().verify_note(&signed.note).expect("verifies");
+        let verified = signer()
+            .verifier()
+            .verify_note(&signed.note)
+            .expect("verifies");
         assert_eq!(verified, head());
     }
 
@@ -354,8 +409,8 @@ mod tests {
         let signer = signer();
         let again = NoteSigner::from_private_key(&signer.private_key_text()).expect("parses");
         assert_eq!(again.verifier(), signer.verifier());
-        let verifier = NoteVerifier::from_public_key(&signer.verifier().public_key_text())
-            .expect("parses");
+        let verifier =
+            NoteVerifier::from_public_key(&signer.verifier().public_key_text()).expect("parses");
         assert_eq!(verifier, signer.verifier());
     }
 
@@ -363,7 +418,10 @@ mod tests {
     fn changed_body_fails_with_bad_signature() {
         let signed = signer().sign_tree_head(&head());
         let forged = signed.note.replacen("\n8\n", "\n9\n", 1);
-        let error = signer().verifier().verify_note(&forged).expect_err("changed size");
+        let error = signer()
+            .verifier()
+            .verify_note(&forged)
+            .expect_err("changed size");
         assert_eq!(error, NoteError::BadSignature("ascribe.test/ledger".into()));
     }
 
@@ -371,8 +429,14 @@ mod tests {
     fn other_key_is_not_trusted() {
         let forger = NoteSigner::from_seed("ascribe.test/ledger", [9u8; 32]);
         let forged = forger.sign_tree_head(&head());
-        let error = signer().verifier().verify_note(&forged.note).expect_err("other key");
-        assert_eq!(error, NoteError::NoTrustedSignature("ascribe.test/ledger".into()));
+        let error = signer()
+            .verifier()
+            .verify_note(&forged.note)
+            .expect_err("other key");
+        assert_eq!(
+            error,
+            NoteError::NoTrustedSignature("ascribe.test/ledger".into())
+        );
     }
 
     #[test]
@@ -380,6 +444,9 @@ mod tests {
         let text = signer().verifier().public_key_text();
         let (name, rest) = text.split_once('+').expect("has +");
         let tampered = format!("{name}+00000000+{}", &rest[9..]);
-        assert_eq!(NoteVerifier::from_public_key(&tampered), Err(KeyError::IdMismatch));
+        assert_eq!(
+            NoteVerifier::from_public_key(&tampered),
+            Err(KeyError::IdMismatch)
+        );
     }
 }

@@ -1,0 +1,56 @@
+//! The store's error type.
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The SQLite database refused or failed an operation.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The PostgreSQL server refused or failed an operation, or could not be reached.
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// A file next to the database (key, directory) could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The path involved.
+        path: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The `--db` value is not a database location Ascribe understands.
+    #[error("unsupported database location `{0}`; use sqlite://PATH or postgres://...")]
+    Location(String),
+    /// The database exists but holds no ledger.
+    #[error("no ledger in {0}; run `ascribe init` first")]
+    NotInitialised(String),
+    /// What is stored contradicts itself; `ascribe verify` will say where.
+    #[error("ledger is inconsistent: {0}; run `ascribe verify` to find the first bad entry")]
+    Inconsistent(String),
+    /// A value read back did not have the expected type.
+    #[error("unexpected value in column {column}: {problem}")]
+    Column {
+        /// The column or expression read.
+        column: String,
+        /// What was wrong with it.
+        problem: String,
+    },
+    /// An entry or key was refused by the ledger format.
+    #[error(transparent)]
+    Entry(#[from] ascribe_ledger::EntryError),
+    /// A signing key could not be parsed.
+    #[error(transparent)]
+    Key(#[from] ascribe_ledger::KeyError),
+    /// A proof could not be produced.
+    #[error(transparent)]
+    Proof(#[from] ascribe_ledger::ProofError),
+}
+
+impl StoreError {
+    pub(crate) fn file(path: &std::path::Path, source: std::io::Error) -> StoreError {
+        StoreError::File {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
