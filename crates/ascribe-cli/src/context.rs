@@ -1,0 +1,80 @@
+//! Resolves where the ledger is and opens it, the same way for every command.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use ascribe_store::{
+    open_backend, Backend, DatabaseLocation, Ledger, SigningKeyFiles, StoreError, SystemClock,
+    TreeHeadPolicy,
+};
+
+use crate::cli::LocationArgs;
+
+/// The home directory used when neither --home nor ASCRIBE_HOME is given.
+const DEFAULT_HOME: &str = "ascribe-data";
+
+/// Where one invocation's ledger lives.
+pub struct Context {
+    /// The database.
+    pub location: DatabaseLocation,
+    /// The signing key files.
+    pub keys: SigningKeyFiles,
+}
+
+impl Context {
+    /// Resolves --home and --db, with their environment variables and defaults.
+    pub fn resolve(args: &LocationArgs) -> anyhow::Result<Context> {
+        let home = args.home.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_HOME));
+        let location = match &args.db {
+            Some(url) => url.parse()?,
+            None => DatabaseLocation::Sqlite(home.join("ledger.db")),
+        };
+        let keys = SigningKeyFiles::in_directory(&home);
+        Ok(Context { location, keys })
+    }
+
+    /// Opens the database of an initialised ledger.
+    pub fn backend(&self) -> anyhow::Result<Box<dyn Backend>> {
+        Ok(open_backend(&self.location, false)?)
+    }
+
+    /// Opens the ledger for writing, with every projection registered, signing a tree head
+    /// after each batch so that what a command wrote is covered when it exits.
+    pub fn ledger(&self) -> anyhow::Result<Ledger> {
+        let signer = self.keys.load_signer().context("cannot load the ledger's signing key")?;
+        let backend = self.backend()?;
+        let mut ledger =
+            Ledger::open(backend, signer, Box::new(SystemClock), TreeHeadPolicy::EveryBatch)?;
+        ledger.add_projection(Box::new(ascribe_access::AccessKeysProjection));
+        Ok(ledger)
+    }
+}
+
+/// The actor recorded for CLI changes when --actor is not given: `cli:<login name>`.
+pub fn default_actor() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME"));
+    format!("cli:{}", user.unwrap_or_else(|_| "unknown".to_owned()))
+}
+
+/// A sentence telling the user what to do about an error, where one is known.
+pub fn hint_for(error: &anyhow::Error) -> Option<String> {
+    let store_error = error.chain().find_map(|cause| cause.downcast_ref::<StoreError>());
+    match store_error? {
+        StoreError::NotInitialised(_) => Some(
+            "Run `ascribe init` first, or point --home/--db (ASCRIBE_HOME/ASCRIBE_DB) at an \
+             existing ledger."
+                .to_owned(),
+        ),
+        StoreError::Postgres(_) => Some(
+            "Check that PostgreSQL is reachable and that --db or ASCRIBE_DB names the right \
+             database."
+                .to_owned(),
+        ),
+        StoreError::File { .. } => Some(
+            "Check --home (ASCRIBE_HOME): it must hold the ledger.key and ledger.pub that \
+             `ascribe init` wrote."
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
