@@ -72,7 +72,9 @@ impl FromStr for Role {
             "caller" => Ok(Role::Caller),
             "admin" => Ok(Role::Admin),
             "auditor" => Ok(Role::Auditor),
-            other => Err(format!("unknown role `{other}`; use caller, admin or auditor")),
+            other => Err(format!(
+                "unknown role `{other}`; use caller, admin or auditor"
+            )),
         }
     }
 }
@@ -112,7 +114,10 @@ pub fn new_token() -> Result<NewToken, StoreError> {
     })?;
     let token = format!("{TOKEN_PREFIX}{}", BASE64_URL.encode(secret));
     let token_sha256 = token_hash(&token);
-    Ok(NewToken { token, token_sha256 })
+    Ok(NewToken {
+        token,
+        token_sha256,
+    })
 }
 
 /// The SHA-256 of a token, lowercase hex.
@@ -145,9 +150,9 @@ pub fn revoke_key(name: &str, actor: &str) -> PendingEntry {
     let name = name.to_owned();
     PendingEntry::checked(KEY_REVOKED, actor, move |tx| match find(tx, &name)? {
         None => Err(Rejection::Refused(format!("no key named `{name}`"))),
-        Some(key) if key.revoked_seq.is_some() => {
-            Err(Rejection::Refused(format!("key `{name}` is already revoked")))
-        }
+        Some(key) if key.revoked_seq.is_some() => Err(Rejection::Refused(format!(
+            "key `{name}` is already revoked"
+        ))),
         Some(_) => Ok(json!({"name": name})),
     })
 }
@@ -171,11 +176,16 @@ pub fn list_keys(backend: &mut dyn Backend) -> Result<Vec<KeyRecord>, StoreError
 }
 
 /// The active key holding `token`, if any: what the gateway checks on every request.
-pub fn authenticate(backend: &mut dyn Backend, token: &str) -> Result<Option<KeyRecord>, StoreError> {
+pub fn authenticate(
+    backend: &mut dyn Backend,
+    token: &str,
+) -> Result<Option<KeyRecord>, StoreError> {
     let hash = token_hash(token);
     read(backend, |tx| {
         let sql = format!("{SELECT_KEY} WHERE token_sha256 = $1 AND revoked_seq IS NULL");
-        tx.query_row(&sql, &[hash.as_str().into()])?.map(|row| key_record(&row)).transpose()
+        tx.query_row(&sql, &[hash.as_str().into()])?
+            .map(|row| key_record(&row))
+            .transpose()
     })
 }
 
@@ -184,7 +194,9 @@ const SELECT_KEY: &str = "SELECT name, role, created_seq, created_at, created_by
 
 fn find(tx: &mut dyn Tx, name: &str) -> Result<Option<KeyRecord>, StoreError> {
     let sql = format!("{SELECT_KEY} WHERE name = $1");
-    tx.query_row(&sql, &[name.into()])?.map(|row| key_record(&row)).transpose()
+    tx.query_row(&sql, &[name.into()])?
+        .map(|row| key_record(&row))
+        .transpose()
 }
 
 fn key_record(row: &[SqlValue]) -> Result<KeyRecord, StoreError> {
@@ -195,7 +207,9 @@ fn key_record(row: &[SqlValue]) -> Result<KeyRecord, StoreError> {
     })?;
     let optional_text = |value: &SqlValue| match value {
         SqlValue::Null => Ok(None),
-        other => other.text("access_keys.revoked_at").map(|text| Some(text.to_owned())),
+        other => other
+            .text("access_keys.revoked_at")
+            .map(|text| Some(text.to_owned())),
     };
     let revoked_seq = match &row[5] {
         SqlValue::Null => None,
@@ -217,7 +231,13 @@ pub struct AccessKeysProjection;
 
 impl Projection for AccessKeysProjection {
     fn project(&self, tx: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
-        let field = |name: &str| entry.body.get(name).and_then(|value| value.as_str()).unwrap_or("");
+        let field = |name: &str| {
+            entry
+                .body
+                .get(name)
+                .and_then(|value| value.as_str())
+                .unwrap_or("")
+        };
         match entry.kind.as_str() {
             KEY_CREATED => {
                 tx.execute(
@@ -236,7 +256,11 @@ impl Projection for AccessKeysProjection {
             KEY_REVOKED => {
                 tx.execute(
                     "UPDATE access_keys SET revoked_seq = $1, revoked_at = $2 WHERE name = $3",
-                    &[entry.seq.into(), entry.time.to_string().into(), field("name").into()],
+                    &[
+                        entry.seq.into(),
+                        entry.time.to_string().into(),
+                        field("name").into(),
+                    ],
                 )?;
             }
             _ => {}
@@ -256,15 +280,21 @@ mod tests {
         let mut backend = SqliteBackend::open(&directory.join("ledger.db")).expect("opens");
         Ledger::init(&mut backend, &signer).expect("init");
         create_tables(&mut backend).expect("tables");
-        let mut ledger =
-            Ledger::open(Box::new(backend), signer, Box::new(SystemClock), TreeHeadPolicy::EveryBatch)
-                .expect("opens");
+        let mut ledger = Ledger::open(
+            Box::new(backend),
+            signer,
+            Box::new(SystemClock),
+            TreeHeadPolicy::EveryBatch,
+        )
+        .expect("opens");
         ledger.add_projection(Box::new(AccessKeysProjection));
         ledger
     }
 
     fn append(ledger: &mut Ledger, pending: PendingEntry) -> Result<Entry, String> {
-        let mut outcomes = ledger.append_batch(&[pending]).map_err(|error| error.to_string())?;
+        let mut outcomes = ledger
+            .append_batch(&[pending])
+            .map_err(|error| error.to_string())?;
         match outcomes.pop() {
             Some(Ok(appended)) => Ok(appended.entry),
             Some(Err(rejection)) => Err(rejection.to_string()),
@@ -277,21 +307,37 @@ mod tests {
         let directory = tempfile::tempdir().expect("tempdir");
         let mut ledger = ledger(directory.path());
         let token = new_token().expect("token");
-        let entry = append(&mut ledger, create_key("ops", Role::Admin, &token.token_sha256, "cli:root"))
-            .expect("created");
+        let entry = append(
+            &mut ledger,
+            create_key("ops", Role::Admin, &token.token_sha256, "cli:root"),
+        )
+        .expect("created");
         assert_eq!(entry.body["role"], "admin");
-        assert!(!entry.to_canonical_bytes().expect("bytes").windows(4).any(|w| w == b"asc_"));
+        assert!(!entry
+            .to_canonical_bytes()
+            .expect("bytes")
+            .windows(4)
+            .any(|w| w == b"asc_"));
 
-        let found = authenticate(ledger.backend(), &token.token).expect("reads").expect("found");
+        let found = authenticate(ledger.backend(), &token.token)
+            .expect("reads")
+            .expect("found");
         assert_eq!((found.name.as_str(), found.role), ("ops", Role::Admin));
-        assert!(authenticate(ledger.backend(), "asc_wrong").expect("reads").is_none());
+        assert!(authenticate(ledger.backend(), "asc_wrong")
+            .expect("reads")
+            .is_none());
 
-        let error = append(&mut ledger, create_key("ops", Role::Caller, "00", "cli:root"))
-            .expect_err("duplicate name");
+        let error = append(
+            &mut ledger,
+            create_key("ops", Role::Caller, "00", "cli:root"),
+        )
+        .expect_err("duplicate name");
         assert!(error.contains("already exists"), "{error}");
 
         append(&mut ledger, revoke_key("ops", "cli:root")).expect("revoked");
-        assert!(authenticate(ledger.backend(), &token.token).expect("reads").is_none());
+        assert!(authenticate(ledger.backend(), &token.token)
+            .expect("reads")
+            .is_none());
         let keys = list_keys(ledger.backend()).expect("lists");
         assert_eq!(keys[0].revoked_seq, Some(1));
         let error = append(&mut ledger, revoke_key("ops", "cli:root")).expect_err("twice");

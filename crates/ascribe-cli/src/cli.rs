@@ -164,8 +164,9 @@ mod tests {
         assert!(Cli::try_parse_from(["ascribe", "ledger", "proof"]).is_err());
         assert!(Cli::try_parse_from(["ascribe", "ledger", "proof", "--index", "1"]).is_err());
         assert!(Cli::try_parse_from(["ascribe", "ledger", "proof", "--from", "1"]).is_err());
-        let cli = Cli::try_parse_from(["ascribe", "ledger", "proof", "--index", "1", "--size", "4"])
-            .expect("valid");
+        let cli =
+            Cli::try_parse_from(["ascribe", "ledger", "proof", "--index", "1", "--size", "4"])
+                .expect("valid");
         let Command::Ledger(LedgerCommand::Proof(proof)) = cli.command else {
             panic!("parsed as another command");
         };

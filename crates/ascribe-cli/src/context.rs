@@ -24,7 +24,10 @@ pub struct Context {
 impl Context {
     /// Resolves --home and --db, with their environment variables and defaults.
     pub fn resolve(args: &LocationArgs) -> anyhow::Result<Context> {
-        let home = args.home.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_HOME));
+        let home = args
+            .home
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_HOME));
         let location = match &args.db {
             Some(url) => url.parse()?,
             None => DatabaseLocation::Sqlite(home.join("ledger.db")),
@@ -41,10 +44,17 @@ impl Context {
     /// Opens the ledger for writing, with every projection registered, signing a tree head
     /// after each batch so that what a command wrote is covered when it exits.
     pub fn ledger(&self) -> anyhow::Result<Ledger> {
-        let signer = self.keys.load_signer().context("cannot load the ledger's signing key")?;
+        let signer = self
+            .keys
+            .load_signer()
+            .context("cannot load the ledger's signing key")?;
         let backend = self.backend()?;
-        let mut ledger =
-            Ledger::open(backend, signer, Box::new(SystemClock), TreeHeadPolicy::EveryBatch)?;
+        let mut ledger = Ledger::open(
+            backend,
+            signer,
+            Box::new(SystemClock),
+            TreeHeadPolicy::EveryBatch,
+        )?;
         ledger.add_projection(Box::new(ascribe_access::AccessKeysProjection));
         Ok(ledger)
     }
@@ -58,7 +68,9 @@ pub fn default_actor() -> String {
 
 /// A sentence telling the user what to do about an error, where one is known.
 pub fn hint_for(error: &anyhow::Error) -> Option<String> {
-    let store_error = error.chain().find_map(|cause| cause.downcast_ref::<StoreError>());
+    let store_error = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<StoreError>());
     match store_error? {
         StoreError::NotInitialised(_) => Some(
             "Run `ascribe init` first, or point --home/--db (ASCRIBE_HOME/ASCRIBE_DB) at an \

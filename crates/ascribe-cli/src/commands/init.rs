@@ -31,7 +31,10 @@ pub fn run(context: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
     } else {
         println!("ledger      {}", signer.name());
         println!("database    {}", backend.describe());
-        println!("private key {} (mode 0600, keep it secret)", context.keys.private_key.display());
+        println!(
+            "private key {} (mode 0600, keep it secret)",
+            context.keys.private_key.display()
+        );
         println!("public key  {}", context.keys.public_key.display());
         println!();
         println!("Give verifiers this public key:");

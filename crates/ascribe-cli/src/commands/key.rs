@@ -13,12 +13,20 @@ use crate::Outcome;
 /// Runs one `key` subcommand.
 pub fn run(context: &Context, command: KeyCommand) -> anyhow::Result<Outcome> {
     match command {
-        KeyCommand::Create { name, role, actor, json } => {
+        KeyCommand::Create {
+            name,
+            role,
+            actor,
+            json,
+        } => {
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
             let token = new_token()?;
             let actor = actor.unwrap_or_else(default_actor);
             let mut ledger = context.ledger()?;
-            let seq = append(&mut ledger, create_key(&name, role, &token.token_sha256, &actor))?;
+            let seq = append(
+                &mut ledger,
+                create_key(&name, role, &token.token_sha256, &actor),
+            )?;
             tracing::info!(key = %name, %role, seq, "key created");
             if json {
                 print_json(&json!({"name": name, "role": role, "seq": seq, "token": token.token}))?;
@@ -43,8 +51,13 @@ pub fn run(context: &Context, command: KeyCommand) -> anyhow::Result<Outcome> {
             } else {
                 println!("{:<24} {:<8} {:<28} status", "name", "role", "created");
                 for key in keys {
-                    let status = key.revoked_at.map_or("active".to_owned(), |at| format!("revoked {at}"));
-                    println!("{:<24} {:<8} {:<28} {status}", key.name, key.role, key.created_at);
+                    let status = key
+                        .revoked_at
+                        .map_or("active".to_owned(), |at| format!("revoked {at}"));
+                    println!(
+                        "{:<24} {:<8} {:<28} {status}",
+                        key.name, key.role, key.created_at
+                    );
                 }
             }
         }

@@ -15,9 +15,9 @@ pub fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome> {
     let mut backend = context.backend()?;
 
     let progress = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-    progress.set_style(
-        ProgressStyle::with_template("verifying {bar:40} {pos}/{len} entries ({per_sec})")?,
-    );
+    progress.set_style(ProgressStyle::with_template(
+        "verifying {bar:40} {pos}/{len} entries ({per_sec})",
+    )?);
     let report = verify_ledger(backend.as_mut(), &verifier, &mut |done, total| {
         progress.set_length(total.max(done));
         progress.set_position(done);
@@ -34,10 +34,19 @@ pub fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome> {
             report.heads_checked
         );
     } else {
-        let place = report.first_bad_seq.map_or("a tree head".to_owned(), |seq| format!("seq {seq}"));
-        println!("FAILED at {place}: {}", report.error.as_deref().unwrap_or("unknown"));
+        let place = report
+            .first_bad_seq
+            .map_or("a tree head".to_owned(), |seq| format!("seq {seq}"));
+        println!(
+            "FAILED at {place}: {}",
+            report.error.as_deref().unwrap_or("unknown")
+        );
     }
-    Ok(if report.ok { Outcome::Success } else { Outcome::ProblemFound })
+    Ok(if report.ok {
+        Outcome::Success
+    } else {
+        Outcome::ProblemFound
+    })
 }
 
 fn trusted_key(context: &Context, args: &VerifyArgs) -> anyhow::Result<NoteVerifier> {
