@@ -27,6 +27,8 @@ mod postgres;
 pub mod query;
 mod sql;
 mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod verify;
 
 pub use appender::{AppendError, Appender, AppenderConfig};

@@ -1,0 +1,65 @@
+//! Helpers for tests of crates built on the store: a clock tests move by hand and fresh
+//! PostgreSQL schemas. Compiled only with the `testing` feature.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use ascribe_ledger::Timestamp;
+
+use crate::Clock;
+
+/// The PostgreSQL server tests use: `ASCRIBE_TEST_POSTGRES`, or the local default.
+pub fn postgres_server_url() -> String {
+    std::env::var("ASCRIBE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Creates a new, empty schema on the test server and returns a URL whose connections use
+/// it, so tests never see each other's ledgers.
+///
+/// # Panics
+///
+/// When the server cannot be reached: PostgreSQL tests must fail loudly, never skip.
+pub fn fresh_postgres_schema() -> String {
+    let server = postgres_server_url();
+    let mut client = postgres::Client::connect(&server, postgres::NoTls).unwrap_or_else(|error| {
+        panic!("PostgreSQL is required by this test and is not reachable at {server}: {error}")
+    });
+    let mut random = [0u8; 8];
+    getrandom::getrandom(&mut random).unwrap_or_else(|error| panic!("no randomness: {error}"));
+    let schema = format!("t_{}", hex::encode(random));
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .unwrap_or_else(|error| panic!("cannot create schema {schema}: {error}"));
+    let separator = if server.contains('?') { '&' } else { '?' };
+    format!("{server}{separator}options=-c%20search_path%3D{schema}")
+}
+
+/// A clock that stands still until the test moves it.
+#[derive(Clone, Debug)]
+pub struct ManualClock {
+    micros: Arc<AtomicI64>,
+}
+
+impl ManualClock {
+    /// A clock showing `start`.
+    pub fn new(start: Timestamp) -> ManualClock {
+        ManualClock { micros: Arc::new(AtomicI64::new(start.unix_micros())) }
+    }
+
+    /// Sets the time.
+    pub fn set(&self, instant: Timestamp) {
+        self.micros.store(instant.unix_micros(), Ordering::SeqCst);
+    }
+
+    /// Moves the time forward by `micros` microseconds.
+    pub fn advance_micros(&self, micros: i64) {
+        self.micros.fetch_add(micros, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_micros(self.micros.load(Ordering::SeqCst))
+    }
+}
