@@ -47,6 +47,263 @@ pub enum Command {
     /// Create, list and revoke caller, admin and auditor keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Print the weight manifest of a file or directory and its checkpoint id.
+    Hash(crate::commands::hash::HashArgs),
+    /// Register, list and show checkpoints.
+    #[command(subcommand)]
+    Checkpoint(CheckpointCommand),
+    /// Register, list and show deployments.
+    #[command(subcommand)]
+    Deployment(DeploymentCommand),
+    /// Create, rotate, roll back, list and show aliases.
+    #[command(subcommand)]
+    Alias(AliasCommand),
+    /// Make the registry match a declarative TOML file.
+    Apply(ApplyArgs),
+    /// Answer an auditor's questions.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// Who a registry change is recorded as made by.
+#[derive(Debug, Args)]
+pub struct ActorArgs {
+    /// Record ACTOR as who made the change. Default: `cli:<login name>`.
+    #[arg(long, value_name = "ACTOR")]
+    pub actor: Option<String>,
+}
+
+/// `--json` on a command that answers.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ascribe checkpoint ...`.
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCommand {
+    /// Register a checkpoint: self-hosted weights (hashed) or a provider's hosted snapshot.
+    Register(CheckpointRegisterArgs),
+    /// List every checkpoint.
+    List(OutputArgs),
+    /// Show one checkpoint with its documents.
+    Show {
+        /// The checkpoint id (`sha256:...` or `<provider>:<snapshot>`).
+        id: String,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+/// Flags of `ascribe checkpoint register`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["weights", "provider"])))]
+pub struct CheckpointRegisterArgs {
+    /// Hash the weights file or directory at PATH; its manifest digest is the id.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["provider", "snapshot"])]
+    pub weights: Option<PathBuf>,
+    /// The provider of a hosted snapshot (`openai`, `anthropic`); needs --snapshot.
+    #[arg(long, requires = "snapshot")]
+    pub provider: Option<String>,
+    /// The provider's pinned snapshot name, such as `gpt-4o-2024-08-06`.
+    #[arg(long)]
+    pub snapshot: Option<String>,
+    /// Store FILE as the model card.
+    #[arg(long, value_name = "FILE")]
+    pub card: Option<PathBuf>,
+    /// Store FILE as the evaluation profile: JSON with `metrics` and `data_digest`.
+    #[arg(long = "eval", value_name = "FILE")]
+    pub evaluation: Option<PathBuf>,
+    /// Store FILE as the training-data lineage: JSON with `sources` (`id`, `digest`).
+    #[arg(long, value_name = "FILE")]
+    pub lineage: Option<PathBuf>,
+    /// A free-text note recorded with the checkpoint.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Who registers it.
+    #[command(flatten)]
+    pub actor: ActorArgs,
+    /// Output format.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `ascribe deployment ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeploymentCommand {
+    /// Register how to reach a checkpoint.
+    Register(DeploymentRegisterArgs),
+    /// List every deployment.
+    List(OutputArgs),
+    /// Show one deployment.
+    Show {
+        /// The deployment's name.
+        name: String,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+/// Flags of `ascribe deployment register`.
+#[derive(Debug, Args)]
+pub struct DeploymentRegisterArgs {
+    /// The deployment's name; never reused.
+    pub name: String,
+    /// The checkpoint it serves.
+    #[arg(long, value_name = "ID")]
+    pub checkpoint: String,
+    /// How the upstream speaks: openai, azure-openai, anthropic or openai-compatible.
+    #[arg(long)]
+    pub dialect: String,
+    /// The upstream's base URL, such as `https://api.openai.com/v1`.
+    #[arg(long, value_name = "URL")]
+    pub base_url: String,
+    /// The model name sent upstream; a pinned snapshot, never a moving name, where one exists.
+    #[arg(long, value_name = "NAME")]
+    pub upstream_model: String,
+    /// The served model expected back (`*` matches anything). Default: the snapshot of a
+    /// hosted checkpoint, else the upstream model.
+    #[arg(long, value_name = "PATTERN")]
+    pub expect_served: Option<String>,
+    /// Read the provider key from environment variable VAR when forwarding.
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+    /// Accept a moving upstream name (`gpt-4o`, `*-latest`); flagged in every audit answer.
+    #[arg(long)]
+    pub allow_moving_name: bool,
+    /// Keep only digests of bodies (`digest`, the default) or the bodies too (`full`).
+    #[arg(long, default_value = "digest")]
+    pub retention: String,
+    /// Who registers it.
+    #[command(flatten)]
+    pub actor: ActorArgs,
+    /// Output format.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `ascribe alias ...`.
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Create an alias pointing at a deployment.
+    Create {
+        /// The name callers send as `model`.
+        name: String,
+        /// The deployment it points at.
+        #[arg(long, value_name = "DEPLOYMENT")]
+        to: String,
+        /// Refuse every later rotation that does not carry --evidence.
+        #[arg(long)]
+        require_evidence: bool,
+        /// On a served-model mismatch: `flag` (record, release; default) or `reject`.
+        #[arg(long, default_value = "flag")]
+        on_mismatch: String,
+        /// Who creates it.
+        #[command(flatten)]
+        actor: ActorArgs,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Move an alias to another deployment.
+    Rotate {
+        /// The alias.
+        name: String,
+        /// The deployment it moves to.
+        #[arg(long, value_name = "DEPLOYMENT")]
+        to: String,
+        /// Why: upgrade, refresh, capacity, rollback or incident.
+        #[arg(long)]
+        kind: String,
+        /// Why, in words.
+        #[arg(long)]
+        reason: String,
+        /// Evidence: a file (stored, digest recorded) or a URI.
+        #[arg(long, value_name = "FILE|URI")]
+        evidence: Option<String>,
+        /// Who rotates it.
+        #[command(flatten)]
+        actor: ActorArgs,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Move an alias back to the deployment it pointed at before its current one.
+    Rollback {
+        /// The alias.
+        name: String,
+        /// Why, in words.
+        #[arg(long)]
+        reason: String,
+        /// Record the rotation as KIND: `rollback` (default) or `incident`.
+        #[arg(long, default_value = "rollback")]
+        kind: String,
+        /// Evidence: a file (stored, digest recorded) or a URI.
+        #[arg(long, value_name = "FILE|URI")]
+        evidence: Option<String>,
+        /// Who rolls it back.
+        #[command(flatten)]
+        actor: ActorArgs,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// List every alias and where it points now.
+    List(OutputArgs),
+    /// Show one alias with its whole history.
+    Show {
+        /// The alias.
+        name: String,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+/// Flags of `ascribe apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The registry file (TOML with [[checkpoint]], [[deployment]] and [[alias]] tables).
+    pub file: PathBuf,
+    /// Print the changes without writing them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The reason recorded for rotations whose table gives none.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Who applies it.
+    #[command(flatten)]
+    pub actor: ActorArgs,
+    /// Output format.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `ascribe audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// What an alias resolved to at an instant, or its timeline over a window.
+    #[command(group(clap::ArgGroup::new("when").required(true).args(["at", "from"])))]
+    Alias {
+        /// The alias.
+        name: String,
+        /// The instant (RFC 3339), resolved with the half-open rule: a rotation at T applies at T.
+        #[arg(long, value_name = "TIME", conflicts_with_all = ["from", "to"])]
+        at: Option<String>,
+        /// The window's start (RFC 3339, inclusive).
+        #[arg(long, value_name = "TIME", requires = "to")]
+        from: Option<String>,
+        /// The window's end (RFC 3339, exclusive).
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
 }
 
 /// Flags of `ascribe init`.

@@ -56,14 +56,22 @@ impl Context {
             TreeHeadPolicy::EveryBatch,
         )?;
         ledger.add_projection(Box::new(ascribe_access::AccessKeysProjection));
+        ledger.add_projection(Box::new(ascribe_registry::RegistryProjection));
         Ok(ledger)
     }
 }
 
+/// The actor named by --actor, or `cli:<login name>`.
+pub fn actor(args: &crate::cli::ActorArgs) -> String {
+    args.actor.clone().unwrap_or_else(default_actor)
+}
+
 /// The actor recorded for CLI changes when --actor is not given: `cli:<login name>`.
 pub fn default_actor() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME"));
-    format!("cli:{}", user.unwrap_or_else(|_| "unknown".to_owned()))
+    let user = ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok());
+    format!("cli:{}", user.unwrap_or_else(|| "unknown".to_owned()))
 }
 
 /// A sentence telling the user what to do about an error, where one is known.

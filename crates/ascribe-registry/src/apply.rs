@@ -291,7 +291,9 @@ fn plan_checkpoint(
     Ok(id)
 }
 
-fn plan_document(
+/// Reads a document named in the file and plans its storage unless it is already stored or
+/// planned; returns how entries refer to it.
+pub fn plan_document(
     backend: &mut dyn Backend,
     role: DocumentRole,
     base: &Path,

@@ -298,3 +298,13 @@ pub fn timeline(
     let params = [alias.into(), from.to_string().into(), to.to_string().into()];
     all(backend, &sql, &params, segment)
 }
+
+/// Every segment, of any alias, during which `checkpoint` served: where and when it was in
+/// production.
+pub fn segments_for_checkpoint(
+    backend: &mut dyn Backend,
+    checkpoint: &str,
+) -> Result<Vec<Segment>, StoreError> {
+    let sql = format!("{SELECT_SEGMENT} WHERE checkpoint = $1 ORDER BY start_time, start_seq");
+    all(backend, &sql, &[checkpoint.into()], segment)
+}

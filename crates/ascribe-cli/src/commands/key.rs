@@ -1,12 +1,10 @@
 //! `ascribe key create|revoke|list`: who may call, administer and audit.
 
-use anyhow::Context as _;
 use ascribe_access::{create_key, list_keys, new_token, revoke_key, Role};
-use ascribe_store::{Ledger, PendingEntry};
 use serde_json::json;
 
 use crate::cli::KeyCommand;
-use crate::commands::print_json;
+use crate::commands::{append, print_json};
 use crate::context::{default_actor, Context};
 use crate::Outcome;
 
@@ -63,13 +61,4 @@ pub fn run(context: &Context, command: KeyCommand) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
-}
-
-/// Appends one entry and returns its seq, or the reason it was refused.
-fn append(ledger: &mut Ledger, pending: PendingEntry) -> anyhow::Result<u64> {
-    let outcome = ledger.append_batch(std::slice::from_ref(&pending))?.pop();
-    match outcome.context("the ledger returned no outcome")? {
-        Ok(appended) => Ok(appended.entry.seq),
-        Err(rejection) => Err(anyhow::Error::msg(rejection.to_string())),
-    }
 }

@@ -1,9 +1,18 @@
 //! One module per command; each returns an [`Outcome`] or an error for `main` to print.
 
+mod alias;
+mod apply;
+mod audit;
+mod checkpoint;
+mod deployment;
+pub mod hash;
 mod init;
 mod key;
 mod ledger;
 mod verify;
+
+use anyhow::Context as _;
+use ascribe_store::{AppendedEntry, Ledger, PendingEntry};
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;
@@ -17,6 +26,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Verify(args) => verify::run(&context, args),
         Command::Ledger(command) => ledger::run(&context, command),
         Command::Key(command) => key::run(&context, command),
+        Command::Hash(args) => hash::run(args),
+        Command::Checkpoint(command) => checkpoint::run(&context, command),
+        Command::Deployment(command) => deployment::run(&context, command),
+        Command::Alias(command) => alias::run(&context, command),
+        Command::Apply(args) => apply::run(&context, args),
+        Command::Audit(command) => audit::run(&context, command),
     }
 }
 
@@ -24,4 +39,25 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// Appends one entry and returns its seq, or the reason it was refused.
+pub fn append(ledger: &mut Ledger, pending: PendingEntry) -> anyhow::Result<u64> {
+    let outcome = ledger.append_batch(std::slice::from_ref(&pending))?.pop();
+    match outcome.context("the ledger returned no outcome")? {
+        Ok(appended) => Ok(appended.entry.seq),
+        Err(rejection) => Err(anyhow::Error::msg(rejection.to_string())),
+    }
+}
+
+/// Appends entries in one transaction; each may be refused on its own.
+pub fn append_all(
+    ledger: &mut Ledger,
+    entries: Vec<PendingEntry>,
+) -> anyhow::Result<Vec<Result<AppendedEntry, String>>> {
+    let outcomes = ledger.append_batch(&entries)?;
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| outcome.map_err(|error| error.to_string()))
+        .collect())
 }
