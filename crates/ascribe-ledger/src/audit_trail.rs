@@ -96,6 +96,8 @@ impl AuditTrail {
         bytes: &[u8],
         stored_leaf_hash: Option<&Hash>,
     ) -> Result<Entry, TrailFailure> {
+        // Heads filed at size 0 are checked before the first entry, against the empty root.
+        self.check_heads_at_current_size()?;
         let expected = self.frontier.size();
         if row_seq != expected {
             return Err(TrailFailure::at(
@@ -190,7 +192,8 @@ impl AuditTrail {
     }
 
     /// Ends the check once every row was pushed.
-    pub fn finish(self) -> Result<TrailSummary, TrailFailure> {
+    pub fn finish(mut self) -> Result<TrailSummary, TrailFailure> {
+        self.check_heads_at_current_size()?;
         let size = self.frontier.size();
         if let Some(stored) = self.heads.get(self.next_head) {
             self.verify_head(stored)?;
@@ -336,6 +339,40 @@ mod tests {
         ledger.rows.truncate(8);
         let failure = check(&ledger, &signer()).expect_err("truncated");
         assert_eq!(failure.first_bad_seq, Some(8));
+    }
+
+    #[test]
+    fn head_of_the_empty_tree_is_checked_against_the_empty_root() {
+        let signer = signer();
+        let empty = TreeHead {
+            origin: ORIGIN.into(),
+            size: 0,
+            root: crate::merkle::empty_root(),
+        };
+        let mut ledger = ledger(&signer);
+        ledger.heads.insert(
+            0,
+            StoredHead {
+                size: 0,
+                note: signer.sign_tree_head(&empty).note,
+            },
+        );
+        assert_eq!(check(&ledger, &signer).expect("passes").heads_checked, 3);
+
+        let wrong = TreeHead {
+            root: [1; 32],
+            ..empty
+        };
+        ledger.heads[0] = StoredHead {
+            size: 0,
+            note: signer.sign_tree_head(&wrong).note,
+        };
+        assert_eq!(
+            check(&ledger, &signer)
+                .expect_err("wrong root")
+                .first_bad_seq,
+            Some(0)
+        );
     }
 
     #[test]

@@ -340,11 +340,12 @@ pub fn verify_consistency(
             expected: expected_length,
         });
     }
-    if old == 0 {
-        return Ok(());
-    }
+    // Equal sizes first: two heads of the same size, even of the empty tree, must agree.
     if old == new {
         return expect_root(new_root, old_root);
+    }
+    if old == 0 {
+        return Ok(());
     }
 
     // When the old tree is a perfect subtree, its root is the proof's implicit first node.

@@ -284,19 +284,23 @@ pub fn resolve_at(
     })
 }
 
-/// The segments of `alias` that overlap `[from, to)`, oldest first.
+/// The segments of `alias` that overlap `[from, to)`, oldest first: the one in force at
+/// `from`, then those that start inside the window. Both are index range scans, so the cost
+/// follows the window, not the length of the history.
 pub fn timeline(
     backend: &mut dyn Backend,
     alias: &str,
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Vec<Segment>, StoreError> {
+    let mut segments: Vec<Segment> = resolve_at(backend, alias, from)?.into_iter().collect();
     let sql = format!(
-        "{SELECT_SEGMENT} WHERE alias = $1 AND start_time < $3 \
-         AND (end_time IS NULL OR end_time > $2) ORDER BY start_time, start_seq"
+        "{SELECT_SEGMENT} WHERE alias = $1 AND start_time > $2 AND start_time < $3 \
+         ORDER BY start_time, start_seq"
     );
     let params = [alias.into(), from.to_string().into(), to.to_string().into()];
-    all(backend, &sql, &params, segment)
+    segments.extend(all(backend, &sql, &params, segment)?);
+    Ok(segments)
 }
 
 /// Every segment, of any alias, during which `checkpoint` served: where and when it was in

@@ -69,6 +69,8 @@ CREATE TABLE IF NOT EXISTS registry_alias_segments (
 );
 CREATE INDEX IF NOT EXISTS registry_alias_segments_start
     ON registry_alias_segments (alias, start_time, start_seq);
+CREATE INDEX IF NOT EXISTS registry_alias_segments_open
+    ON registry_alias_segments (alias) WHERE end_seq IS NULL;
 CREATE INDEX IF NOT EXISTS registry_alias_segments_checkpoint
     ON registry_alias_segments (checkpoint, start_time);
 ";

@@ -8,7 +8,7 @@ pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// The PostgreSQL server refused or failed an operation, or could not be reached.
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", postgres_message(.0))]
     Postgres(#[from] postgres::Error),
     /// A file next to the database (key, directory) could not be read or written.
     #[error("{path}: {source}")]
@@ -44,6 +44,15 @@ pub enum StoreError {
     /// A proof could not be produced.
     #[error(transparent)]
     Proof(#[from] ascribe_ledger::ProofError),
+}
+
+/// The client error with its cause: `postgres::Error` alone prints only its kind (such as
+/// `db error`), leaving out the server's message (such as which table refused an UPDATE).
+fn postgres_message(error: &postgres::Error) -> String {
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
+    }
 }
 
 impl StoreError {

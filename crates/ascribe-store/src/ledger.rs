@@ -70,8 +70,11 @@ pub enum EntryBody {
     Ready(Value),
     /// A body computed (or refused) under the write lock from projected state. Checks read
     /// projection tables only: entries of the same batch are not yet in `ledger_entries`.
-    Checked(Box<dyn Fn(&mut dyn Tx) -> Result<Value, Rejection> + Send>),
+    Checked(Box<EntryCheck>),
 }
+
+/// The check of an [`EntryBody::Checked`] body.
+pub type EntryCheck = dyn Fn(&mut dyn Tx) -> Result<Value, Rejection> + Send;
 
 /// Why a checked entry was not appended.
 #[derive(Debug, thiserror::Error)]
@@ -255,7 +258,9 @@ impl Ledger {
         let (signer, clock) = (&self.signer, self.clock.as_ref());
         self.backend.write(&mut |tx| {
             let mut state = sync_state(tx, cached.clone())?;
-            if state.frontier.size() > state.last_head_size || state.last_head_time.is_none() {
+            // Never over the empty tree: the audit trail checks a head only once an entry was
+            // read, so a head at size 0 would fail every later verification.
+            if state.frontier.size() > state.last_head_size {
                 signed = Some(sign_head(tx, &mut state, signer, clock.now())?);
                 save_frontier(tx, &state)?;
             }
@@ -433,7 +438,9 @@ fn insert_entries(tx: &mut dyn Tx, rows: &[(Entry, Vec<u8>, Hash)]) -> Result<()
 }
 
 fn head_due(state: &WriterState, policy: TreeHeadPolicy, now: Timestamp) -> bool {
-    if state.frontier.size() <= state.last_head_size && state.last_head_time.is_some() {
+    // A batch whose entries were all refused leaves an empty ledger empty: nothing to sign
+    // (a head at size 0 would fail every later verification).
+    if state.frontier.size() <= state.last_head_size {
         return false;
     }
     match (policy, state.last_head_time) {

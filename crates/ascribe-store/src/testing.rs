@@ -35,16 +35,28 @@ pub fn fresh_postgres_schema() -> String {
     format!("{server}{separator}options=-c%20search_path%3D{schema}")
 }
 
-/// A clock that stands still until the test moves it.
+/// A clock that stands still until the test moves it, or that steps forward by a fixed amount
+/// each time it is read.
 #[derive(Clone, Debug)]
 pub struct ManualClock {
     micros: Arc<AtomicI64>,
+    step_micros: i64,
 }
 
 impl ManualClock {
     /// A clock showing `start`.
     pub fn new(start: Timestamp) -> ManualClock {
-        ManualClock { micros: Arc::new(AtomicI64::new(start.unix_micros())) }
+        ManualClock::stepping(start, 0)
+    }
+
+    /// A clock showing `start` that moves `step_micros` forward after every reading, so that
+    /// entries appended in one batch get distinct times.
+    pub fn stepping(start: Timestamp, step_micros: i64) -> ManualClock {
+        let micros = Arc::new(AtomicI64::new(start.unix_micros()));
+        ManualClock {
+            micros,
+            step_micros,
+        }
     }
 
     /// Sets the time.
@@ -60,6 +72,6 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        Timestamp::from_unix_micros(self.micros.load(Ordering::SeqCst))
+        Timestamp::from_unix_micros(self.micros.fetch_add(self.step_micros, Ordering::SeqCst))
     }
 }
