@@ -7,6 +7,7 @@ use ascribe_ledger::{Entry, Frontier, Hash, NoteSigner, SignedTreeHead, Timestam
 use serde_json::Value;
 
 use crate::sql::{Backend, SqlValue, Tx};
+use crate::tiles::{self, TileBuilder};
 use crate::StoreError;
 
 /// Where entry times come from.
@@ -132,6 +133,8 @@ pub enum TreeHeadPolicy {
 #[derive(Clone, Debug)]
 struct WriterState {
     frontier: Frontier,
+    /// The incomplete tiles at the right edge; `None` until loaded in a transaction.
+    tiles: Option<TileBuilder>,
     last_time: Option<Timestamp>,
     last_head_size: u64,
     last_head_time: Option<Timestamp>,
@@ -296,8 +299,13 @@ fn sync_state(tx: &mut dyn Tx, cached: Option<WriterState>) -> Result<WriterStat
             state.frontier.size()
         )));
     }
-    for leaf in read_leaf_hashes(tx, state.frontier.size(), size)? {
-        state.frontier.push(leaf);
+    let caught_up = read_leaf_hashes(tx, state.frontier.size(), size)?;
+    for leaf in &caught_up {
+        state.frontier.push(*leaf);
+    }
+    // Other writers stored the tiles their entries completed; start from what is stored.
+    if !caught_up.is_empty() || state.tiles.is_none() {
+        state.tiles = Some(TileBuilder::load(tx, size)?);
     }
     state.last_time = last_time;
     if let Some(row) = tx.query_row(SELECT_LATEST_HEAD, &[])? {
@@ -312,6 +320,7 @@ fn sync_state(tx: &mut dyn Tx, cached: Option<WriterState>) -> Result<WriterStat
 fn load_frontier(tx: &mut dyn Tx, size: u64) -> Result<WriterState, StoreError> {
     let empty = WriterState {
         frontier: Frontier::new(),
+        tiles: None,
         last_time: None,
         last_head_size: 0,
         last_head_time: None,
@@ -360,6 +369,8 @@ fn append_in_tx(
 ) -> Result<Vec<Result<AppendedEntry, Rejection>>, StoreError> {
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut rows = Vec::with_capacity(batch.len());
+    let mut completed_tiles = Vec::new();
+    let mut tiles = state.tiles.take().unwrap_or_default();
     for pending in batch {
         let body = match &pending.body {
             EntryBody::Ready(body) => body.clone(),
@@ -393,11 +404,14 @@ fn append_in_tx(
         }
         let leaf_hash = merkle::leaf_hash(&bytes);
         state.frontier.push(leaf_hash);
+        tiles.push(leaf_hash, state.frontier.size(), &mut completed_tiles);
         state.last_time = Some(time);
         rows.push((entry.clone(), bytes, leaf_hash));
         outcomes.push(Ok(AppendedEntry { entry, leaf_hash }));
     }
     insert_entries(tx, &rows)?;
+    tiles::insert(tx, &completed_tiles)?;
+    state.tiles = Some(tiles);
     Ok(outcomes)
 }
 

@@ -29,6 +29,7 @@ mod sql;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tiles;
 mod verify;
 
 pub use appender::{AppendError, Appender, AppenderConfig};

@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS ledger_meta (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS ledger_subtrees (
+    level BIGINT NOT NULL,
+    idx BIGINT NOT NULL,
+    hash BYTEA NOT NULL,
+    PRIMARY KEY (level, idx)
+);
 CREATE TABLE IF NOT EXISTS ledger_frontier (
     id BIGINT PRIMARY KEY CHECK (id = 1),
     tree_size BIGINT NOT NULL,
@@ -54,7 +60,12 @@ $$;
 "#;
 
 /// The tables that refuse UPDATE, DELETE and TRUNCATE.
-const APPEND_ONLY_TABLES: [&str; 3] = ["ledger_entries", "ledger_tree_heads", "ledger_meta"];
+const APPEND_ONLY_TABLES: [&str; 4] = [
+    "ledger_entries",
+    "ledger_tree_heads",
+    "ledger_meta",
+    "ledger_subtrees",
+];
 
 /// A ledger in a PostgreSQL database (in the connection's current schema).
 pub struct PostgresBackend {

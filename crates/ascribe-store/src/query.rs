@@ -6,6 +6,7 @@ use ascribe_ledger::{Hash, ProofError};
 
 use crate::ledger::{read_leaf_hashes, read_meta, StoredEntry};
 use crate::sql::{Backend, SqlValue, Tx};
+use crate::tiles;
 use crate::StoreError;
 
 /// A signed tree head as stored, with the time it was signed.
@@ -185,16 +186,21 @@ fn check_size(tx: &mut dyn Tx, tree_size: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Hashes subtrees from the stored leaf hashes.
-// LIMITATION: each subtree is rehashed from its leaves, so a proof costs O(n) hashing and
-// reads in the tree size. Storing the roots of complete 256-leaf tiles as they close would make
-// it O(log n); it is the next step when proofs over very large ledgers are needed.
+/// Hashes subtrees from stored tiles and leaf hashes: a perfect aligned subtree is read from
+/// the highest tile level that covers it, anything else is split as RFC 9162 splits it.
 struct StoredLeaves<'a>(&'a mut dyn Tx);
 
 impl SubtreeSource for StoredLeaves<'_> {
     type Error = StoreError;
 
     fn subtree_root(&mut self, start: u64, end: u64) -> Result<Hash, StoreError> {
-        Ok(merkle::root_of(&read_leaf_hashes(self.0, start, end)?))
+        let n_leaves = end - start;
+        if n_leaves.is_power_of_two() && start % n_leaves == 0 {
+            return tiles::perfect_subtree_root(self.0, start, n_leaves);
+        }
+        let split = 1u64 << (63 - (n_leaves - 1).leading_zeros());
+        let left = self.subtree_root(start, start + split)?;
+        let right = self.subtree_root(start + split, end)?;
+        Ok(merkle::node_hash(&left, &right))
     }
 }

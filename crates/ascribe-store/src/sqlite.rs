@@ -37,6 +37,12 @@ CREATE TABLE IF NOT EXISTS ledger_meta (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS ledger_subtrees (
+    level BIGINT NOT NULL,
+    idx BIGINT NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+);
 CREATE TABLE IF NOT EXISTS ledger_frontier (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     tree_size INTEGER NOT NULL,
@@ -46,7 +52,12 @@ CREATE TABLE IF NOT EXISTS ledger_frontier (
 "#;
 
 /// The tables that refuse UPDATE and DELETE.
-const APPEND_ONLY_TABLES: [&str; 3] = ["ledger_entries", "ledger_tree_heads", "ledger_meta"];
+const APPEND_ONLY_TABLES: [&str; 4] = [
+    "ledger_entries",
+    "ledger_tree_heads",
+    "ledger_meta",
+    "ledger_subtrees",
+];
 
 /// A ledger in one SQLite file.
 pub struct SqliteBackend {

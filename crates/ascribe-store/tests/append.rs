@@ -23,7 +23,7 @@ use serde_json::json;
 fn pending(label: &str, n: u64) -> PendingEntry {
     PendingEntry::new(
         "model.registered",
-        "cli:alice",
+        "cli:operator",
         json!({"model": label, "n": n, "text": "ü \u{2028} \"quoted\""}),
     )
 }

@@ -50,7 +50,7 @@ fn new_fixture(kind: Kind) -> Fixture {
         let batch: Vec<_> = (seq..seq + size)
             .map(|n| {
                 let body = json!({"model": format!("m-{n:02}"), "note": "weights abcdef"});
-                PendingEntry::new("model.registered", "cli:alice", body)
+                PendingEntry::new("model.registered", "cli:operator", body)
             })
             .collect();
         for outcome in ledger.append_batch(&batch).expect("batch commits") {
@@ -395,7 +395,7 @@ fn a_row_appended_behind_the_writers_back_is_an_unsigned_tail() {
 
         // A writer that comes next takes the row as committed and signs over it.
         let mut ledger = open_ledger(&fixture.db, &fixture.clock, TreeHeadPolicy::EveryBatch);
-        let next = PendingEntry::new("model.registered", "cli:alice", json!({"n": 21}));
+        let next = PendingEntry::new("model.registered", "cli:operator", json!({"n": 21}));
         let appended = ledger.append_batch(&[next]).expect("commits");
         let appended = appended.into_iter().next().expect("one").expect("appended");
         assert_eq!(appended.entry.seq, N + 1);
@@ -426,7 +426,7 @@ fn a_changed_indexed_column_names_its_seq() {
     on_each_backend(|kind| {
         let columns = [
             ("kind", "model.deleted"),
-            ("actor", "cli:mallory"),
+            ("actor", "cli:intruder"),
             ("time", "2027-01-15T08:00:02.500000Z"),
         ];
         for (column, value) in columns {
