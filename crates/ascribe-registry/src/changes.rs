@@ -182,22 +182,28 @@ impl NewCheckpoint {
                 check_name("snapshot", snapshot)?;
                 Ok(format!("{provider}:{snapshot}"))
             }
-            (None, Some(manifest)) => {
-                let id = manifest
-                    .get("checkpoint")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                let hex = id.strip_prefix("sha256:").unwrap_or("");
-                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(
-                        "weight manifest has no `checkpoint` of the form sha256:<hex>".into(),
-                    );
-                }
-                Ok(id.to_owned())
-            }
+            (None, Some(manifest)) => manifest_checkpoint(manifest),
             _ => Err("a checkpoint is either hosted (provider and snapshot) or weights".into()),
         }
     }
+}
+
+/// The checkpoint id a weight manifest states, after checking that it is the digest of the
+/// manifest's own file list: a manifest edited by hand cannot claim another checkpoint.
+fn manifest_checkpoint(manifest: &Value) -> Result<String, String> {
+    let manifest: ascribe_weights::WeightManifest = serde_json::from_value(manifest.clone())
+        .map_err(|error| {
+            format!("weight manifest is not in `ascribe hash --json` form: {error}")
+        })?;
+    let recomputed = ascribe_weights::checkpoint_id(&manifest.files)
+        .map_err(|error| format!("weight manifest cannot be hashed: {error}"))?;
+    if recomputed != manifest.checkpoint {
+        return Err(format!(
+            "weight manifest says {} but its files hash to {recomputed}",
+            manifest.checkpoint
+        ));
+    }
+    Ok(recomputed)
 }
 
 /// The entry that registers a checkpoint; refused when the id exists or a document it names

@@ -424,3 +424,37 @@ fn registry_file_errors_name_the_line() {
         "{message}"
     );
 }
+
+#[test]
+fn weights_register_under_their_manifest_digest_and_forged_manifests_are_refused() {
+    for_each_store(|url, mut ledger, _clock| {
+        let directory = tempfile::tempdir().expect("tempdir");
+        std::fs::write(directory.path().join("model.gguf"), b"not really a model").expect("writes");
+        let manifest = ascribe_weights::hash_path(&directory.path().join("model.gguf"), &|_, _| {})
+            .expect("hashes");
+        let mut forged = serde_json::to_value(&manifest).expect("json");
+        forged["checkpoint"] = format!("sha256:{}", "0".repeat(64)).into();
+        let checkpoint = NewCheckpoint {
+            manifest: Some(forged),
+            ..NewCheckpoint::default()
+        };
+        let error = append(&mut ledger, register_checkpoint(checkpoint, "admin"))
+            .expect_err("forged manifest");
+        assert!(error.contains("its files hash to"), "{url}: {error}");
+
+        let real = serde_json::to_value(&manifest).expect("json");
+        let checkpoint = NewCheckpoint {
+            manifest: Some(real),
+            ..NewCheckpoint::default()
+        };
+        append(&mut ledger, register_checkpoint(checkpoint, "admin")).expect("registers");
+        let record = queries::checkpoint(ledger.backend(), &manifest.checkpoint)
+            .expect("reads")
+            .expect("found");
+        assert_eq!(record.kind, ascribe_registry::CheckpointKind::Weights);
+        assert_eq!(
+            record.manifest.expect("manifest")["files"][0]["path"],
+            "model.gguf"
+        );
+    });
+}
