@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use ascribe_ledger::NoteVerifier;
 use ascribe_store::{
     open_backend, Backend, DatabaseLocation, Ledger, SigningKeyFiles, StoreError, SystemClock,
     TreeHeadPolicy,
@@ -39,6 +40,19 @@ impl Context {
     /// Opens the database of an initialised ledger.
     pub fn backend(&self) -> anyhow::Result<Box<dyn Backend>> {
         Ok(open_backend(&self.location, false)?)
+    }
+
+    /// The public key to trust: the file given, else `<home>/ledger.pub`; never the key the
+    /// database names, which an attacker could have replaced.
+    pub fn trusted_key(&self, file: Option<&std::path::Path>) -> anyhow::Result<NoteVerifier> {
+        match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+                Ok(NoteVerifier::from_public_key(&text)?)
+            }
+            None => Ok(self.keys.load_verifier()?),
+        }
     }
 
     /// Opens the ledger for writing, with every projection registered, signing a tree head

@@ -129,7 +129,8 @@ fn alias_created(tx: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
     let [seq, time, actor] = provenance(entry);
     tx.execute(
         "INSERT INTO registry_aliases (name, deployment, require_evidence, on_mismatch, \
-         created_seq, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         current_seq, created_seq, created_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
         &[
             text(body, "alias"),
             text(body, "deployment"),
@@ -153,18 +154,16 @@ fn alias_created(tx: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
 fn alias_rotated(tx: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
     let body = &entry.body;
     let to = body.get("to").cloned().unwrap_or(Value::Null);
+    // The open segment is found through the alias's `current_seq`, a primary-key lookup,
+    // so a rotation costs the same however long the history is.
     tx.execute(
-        "UPDATE registry_alias_segments SET end_seq = $1, end_time = $2 \
-         WHERE alias = $3 AND end_seq IS NULL",
-        &[
-            entry.seq.into(),
-            entry.time.to_string().into(),
-            text(body, "alias"),
-        ],
+        "UPDATE registry_alias_segments SET end_seq = $1, end_time = $2 WHERE alias = $3 \
+         AND start_seq = (SELECT current_seq FROM registry_aliases WHERE name = $3)",
+        &[entry.seq.into(), entry.time.to_string().into(), text(body, "alias")],
     )?;
     tx.execute(
-        "UPDATE registry_aliases SET deployment = $1 WHERE name = $2",
-        &[text(&to, "deployment"), text(body, "alias")],
+        "UPDATE registry_aliases SET deployment = $1, current_seq = $2 WHERE name = $3",
+        &[text(&to, "deployment"), entry.seq.into(), text(body, "alias")],
     )?;
     let segment = NewSegment {
         deployment: text(&to, "deployment"),

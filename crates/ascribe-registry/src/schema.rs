@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS registry_aliases (
     deployment TEXT NOT NULL,
     require_evidence BIGINT NOT NULL,
     on_mismatch TEXT NOT NULL,
+    current_seq BIGINT NOT NULL,
     created_seq BIGINT NOT NULL,
     created_at TEXT NOT NULL,
     created_by TEXT NOT NULL
@@ -69,8 +70,6 @@ CREATE TABLE IF NOT EXISTS registry_alias_segments (
 );
 CREATE INDEX IF NOT EXISTS registry_alias_segments_start
     ON registry_alias_segments (alias, start_time, start_seq);
-CREATE INDEX IF NOT EXISTS registry_alias_segments_open
-    ON registry_alias_segments (alias) WHERE end_seq IS NULL;
 CREATE INDEX IF NOT EXISTS registry_alias_segments_checkpoint
     ON registry_alias_segments (checkpoint, start_time);
 ";

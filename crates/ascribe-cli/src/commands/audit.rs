@@ -1,8 +1,15 @@
-//! `ascribe audit alias`: what an alias resolved to, and why.
+//! `ascribe audit inference|decision|alias`: which checkpoint decided, why it was there, and
+//! the proof.
 
+use anyhow::Context as _;
+use ascribe_inference::queries::InferenceView;
+use ascribe_inference::Receipt;
 use ascribe_ledger::Timestamp;
 use ascribe_registry::{queries, Segment};
+use ascribe_store::query;
 use ascribe_store::Backend;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::cli::AuditCommand;
@@ -13,6 +20,28 @@ use crate::Outcome;
 /// Runs one `audit` subcommand.
 pub fn run(context: &Context, command: AuditCommand) -> anyhow::Result<Outcome> {
     match command {
+        AuditCommand::Inference { id, output } => {
+            let mut backend = context.backend()?;
+            let view = ascribe_inference::queries::inference(backend.as_mut(), &id)?
+                .with_context(|| format!("no inference `{id}` in this ledger"))?;
+            let answer = inference_answer(context, backend.as_mut(), view)?;
+            print_answer(output.json, &answer)
+        }
+        AuditCommand::Decision { reference, output } => {
+            let mut backend = context.backend()?;
+            let views = ascribe_inference::queries::by_decision(backend.as_mut(), &reference)?;
+            if views.is_empty() {
+                anyhow::bail!("no inference carries decision reference `{reference}`");
+            }
+            let inferences = views
+                .into_iter()
+                .map(|view| inference_answer(context, backend.as_mut(), view))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            print_answer(
+                output.json,
+                &json!({"decision": reference, "inferences": inferences}),
+            )
+        }
         AuditCommand::Alias {
             name,
             at,
@@ -121,4 +150,151 @@ fn print_text(answer: &Value) {
             rotation["reason"].as_str().unwrap_or("-"),
         );
     }
+}
+
+fn print_answer(json: bool, answer: &Value) -> anyhow::Result<Outcome> {
+    if json {
+        print_json(answer)?;
+        return Ok(Outcome::Success);
+    }
+    match answer.get("inferences").and_then(Value::as_array) {
+        Some(inferences) => inferences.iter().for_each(print_inference),
+        None => print_inference(answer),
+    }
+    Ok(Outcome::Success)
+}
+
+fn print_inference(answer: &Value) {
+    let text = |value: &Value| value.as_str().unwrap_or("-").to_owned();
+    println!(
+        "inference   {} (ledger seq {}, {})",
+        text(&answer["inference_id"]),
+        answer["seq"],
+        text(&answer["time"])
+    );
+    println!(
+        "asked for   {} by {} (decision {})",
+        text(&answer["requested_model"]),
+        text(&answer["caller"]),
+        text(&answer["decision"])
+    );
+    println!("deployment  {}", text(&answer["deployment"]));
+    println!("checkpoint  {}", text(&answer["checkpoint"]));
+    println!(
+        "served      {} (fingerprint {}): {}",
+        text(&answer["served_model"]),
+        text(&answer["system_fingerprint"]),
+        text(&answer["identity_match"])
+    );
+    let rotation = &answer["rotation"]["rotation"];
+    if !rotation.is_null() {
+        println!(
+            "because     {} by {}: {}",
+            text(&rotation["kind"]),
+            text(&rotation["actor"]),
+            text(&rotation["reason"])
+        );
+    }
+    println!(
+        "status      {} {}",
+        answer["status"],
+        text(&answer["outcome"])
+    );
+    if let Some(tree_size) = answer["inclusion_proof"]["tree_size"].as_u64() {
+        println!("proof       included in the signed tree head of size {tree_size}");
+    }
+    println!();
+}
+
+/// Everything an auditor asks about one inference: what was asked, what served it, the
+/// checkpoint's documents, the rotation that put it behind the alias, and proofs.
+fn inference_answer(
+    context: &Context,
+    backend: &mut dyn Backend,
+    view: InferenceView,
+) -> anyhow::Result<Value> {
+    let record = &view.record;
+    let final_served = view
+        .completion
+        .as_ref()
+        .map(|completion| &completion.record.served);
+    let served_field = |name: &str| {
+        let recorded = record.served.get(name).filter(|value| !value.is_null());
+        recorded
+            .or_else(|| final_served.and_then(|served| served.get(name)))
+            .cloned()
+    };
+    let checkpoint = queries::checkpoint(backend, &record.checkpoint)?;
+    let rotation = match &record.alias {
+        Some(alias) => queries::resolve_at(
+            backend,
+            alias,
+            Timestamp::parse(&view.time).map_err(anyhow::Error::msg)?,
+        )?,
+        None => None,
+    };
+    let receipt = context
+        .keys
+        .load_signer()
+        .ok()
+        .map(|signer| {
+            let receipt = Receipt::new(
+                signer.name(),
+                &record.inference_id,
+                view.seq,
+                &view.leaf_hash,
+                &record.checkpoint,
+            );
+            receipt.sign(&signer)
+        })
+        .transpose()?;
+    Ok(json!({
+        "inference_id": record.inference_id,
+        "seq": view.seq,
+        "time": view.time,
+        "api": record.api,
+        "caller": record.caller,
+        "decision": record.decision,
+        "requested_model": record.requested_model,
+        "alias": record.alias,
+        "deployment": record.deployment,
+        "checkpoint": record.checkpoint,
+        "moving_name": record.moving_name,
+        "served_model": served_field("model"),
+        "system_fingerprint": served_field("system_fingerprint"),
+        "served": record.served,
+        "identity_match": record.identity_match,
+        "mismatch_kind": record.mismatch_kind,
+        "status": record.status,
+        "outcome": record.outcome,
+        "stream": record.stream,
+        "upstream": record.upstream,
+        "request_sha256": record.request_sha256,
+        "response_sha256": record.response_sha256,
+        "usage": record.usage,
+        "completion": view.completion,
+        "observations": view.observations,
+        "checkpoint_record": checkpoint,
+        "rotation": rotation,
+        "receipt": receipt,
+        "inclusion_proof": inclusion_proof(backend, view.seq)?,
+    }))
+}
+
+/// An inclusion proof of entry `seq` against the latest signed tree head, if one covers it.
+fn inclusion_proof(backend: &mut dyn Backend, seq: u64) -> anyhow::Result<Value> {
+    let Some(head) = query::latest_tree_head(backend)? else {
+        return Ok(Value::Null);
+    };
+    if head.head.size <= seq {
+        return Ok(json!({"pending": "no signed tree head covers this entry yet"}));
+    }
+    let proof = query::inclusion_proof(backend, seq, head.head.size)?;
+    Ok(json!({
+        "index": seq,
+        "tree_size": head.head.size,
+        "leaf_hash": BASE64.encode(proof.leaf_hash),
+        "proof": proof.proof.iter().map(|hash| BASE64.encode(hash)).collect::<Vec<_>>(),
+        "tree_head": head.head.note,
+    }))
 }

@@ -1,6 +1,5 @@
 //! `ascribe verify`: the whole ledger, recomputed and checked against its signed tree heads.
 
-use ascribe_ledger::NoteVerifier;
 use ascribe_store::verify_ledger;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -11,7 +10,7 @@ use crate::Outcome;
 
 /// Verifies and reports; a failed check is exit code 1, not an error.
 pub fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome> {
-    let verifier = trusted_key(context, &args)?;
+    let verifier = context.trusted_key(args.public_key.as_deref())?;
     let mut backend = context.backend()?;
 
     let progress = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
@@ -47,15 +46,4 @@ pub fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::ProblemFound
     })
-}
-
-fn trusted_key(context: &Context, args: &VerifyArgs) -> anyhow::Result<NoteVerifier> {
-    match &args.public_key {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
-            Ok(NoteVerifier::from_public_key(&text)?)
-        }
-        None => Ok(context.keys.load_verifier()?),
-    }
 }
