@@ -37,6 +37,8 @@ pub struct LocationArgs {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the gateway's HTTP API (the admin API today) until SIGTERM or Ctrl-C.
+    Serve(crate::commands::serve::ServeArgs),
     /// Create the database, the signing key pair and the ledger's first state.
     Init(InitArgs),
     /// Recompute the whole ledger and check it against its signed tree heads.
@@ -63,6 +65,9 @@ pub enum Command {
     /// Answer an auditor's questions.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Check receipts handed out with answers.
+    #[command(subcommand)]
+    Receipt(ReceiptCommand),
 }
 
 /// Who a registry change is recorded as made by.
@@ -286,6 +291,22 @@ pub struct ApplyArgs {
 /// `ascribe audit ...`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
+    /// Which checkpoint produced an inference, why it was behind the alias, and the proof.
+    Inference {
+        /// The inference id (`Ascribe-Inference-Id`).
+        id: String,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Every inference sent with a decision reference, each answered as `audit inference`.
+    Decision {
+        /// The caller's decision reference (`Ascribe-Decision`).
+        reference: String,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// What an alias resolved to at an instant, or its timeline over a window.
     #[command(group(clap::ArgGroup::new("when").required(true).args(["at", "from"])))]
     Alias {
@@ -438,4 +459,20 @@ mod tests {
             .expect("valid");
         assert_eq!(cli.location.db.as_deref(), Some("sqlite://x.db"));
     }
+}
+
+/// `ascribe receipt ...`.
+#[derive(Debug, Subcommand)]
+pub enum ReceiptCommand {
+    /// Check a receipt's signature offline and print what it states.
+    Verify {
+        /// The receipt token (`Ascribe-Receipt`).
+        token: String,
+        /// Trust the public key in FILE (default: `<home>/ledger.pub`).
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
 }

@@ -9,6 +9,8 @@ pub mod hash;
 mod init;
 mod key;
 mod ledger;
+mod receipt;
+pub mod serve;
 mod verify;
 
 use anyhow::Context as _;
@@ -22,6 +24,7 @@ use crate::Outcome;
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let context = Context::resolve(&cli.location)?;
     match cli.command {
+        Command::Serve(args) => serve::run(&context, args),
         Command::Init(args) => init::run(&context, args),
         Command::Verify(args) => verify::run(&context, args),
         Command::Ledger(command) => ledger::run(&context, command),
@@ -32,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Alias(command) => alias::run(&context, command),
         Command::Apply(args) => apply::run(&context, args),
         Command::Audit(command) => audit::run(&context, command),
+        Command::Receipt(command) => receipt::run(&context, command),
     }
 }
 

@@ -1,0 +1,82 @@
+//! `ascribe serve`: the gateway's HTTP API on a socket until SIGTERM or Ctrl-C.
+
+use anyhow::Context as _;
+use ascribe_gateway::AppState;
+use clap::Args;
+
+use crate::context::Context;
+use crate::Outcome;
+
+/// The address served when --listen is not given: this machine only.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Flags of `ascribe serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen on ADDRESS (HOST:PORT); port 0 picks a free port.
+    ///
+    /// Default: 127.0.0.1:8080, reachable from this machine only. The address actually bound
+    /// is printed on stdout as `listening on http://ADDRESS`.
+    #[arg(long, env = "ASCRIBE_LISTEN", value_name = "ADDRESS")]
+    pub listen: Option<String>,
+}
+
+/// Serves until a shutdown signal, then lets requests in flight finish and signs a last tree
+/// head over the entries they wrote.
+pub fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Outcome> {
+    let listen = args.listen.unwrap_or_else(|| {
+        tracing::info!(
+            listen = DEFAULT_LISTEN,
+            "no --listen given; using the default"
+        );
+        DEFAULT_LISTEN.to_owned()
+    });
+    let signer = context
+        .keys
+        .load_signer()
+        .context("cannot load the ledger's signing key")?;
+    // Opened before the runtime starts: the PostgreSQL client blocks on a runtime of its own,
+    // which it may not do on a runtime thread.
+    let state = AppState::open(&context.location, signer)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(&listen, state))?;
+    Ok(Outcome::Success)
+}
+
+async fn serve(listen: &str, state: AppState) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    println!("listening on http://{}", listener.local_addr()?);
+    ascribe_gateway::serve(listener, state, ascribe_gateway::shutdown_signal())
+        .await
+        .context("the gateway stopped serving")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use crate::cli::{Cli, Command};
+
+    fn listen(args: &[&str]) -> Option<String> {
+        match Cli::try_parse_from(args).expect("valid").command {
+            Command::Serve(serve) => serve.listen,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn listen_defaults_to_none_and_is_taken_when_given_once() {
+        assert_eq!(listen(&["ascribe", "serve"]), None);
+        assert_eq!(
+            listen(&["ascribe", "serve", "--listen", "0.0.0.0:9000"]).as_deref(),
+            Some("0.0.0.0:9000")
+        );
+        let twice = ["ascribe", "serve", "--listen", "a:1", "--listen", "b:2"];
+        assert!(Cli::try_parse_from(twice).is_err());
+    }
+}

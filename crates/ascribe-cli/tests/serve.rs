@@ -1,0 +1,228 @@
+//! `ascribe serve` on a real socket, on SQLite and on PostgreSQL: an admin key made with
+//! `ascribe key create` drives registry changes over HTTP, SIGTERM stops the server cleanly,
+//! and the ledger it leaves verifies, with a signed tree head over its last entry.
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::blocking::Client;
+use serde_json::{json, Value};
+
+/// How long the server may take to answer `/healthz` after it was started.
+const READY_TRIES: u32 = 200;
+const READY_POLL: Duration = Duration::from_millis(50);
+/// How long the server may take to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Ascribe<'a> {
+    home: &'a Path,
+    db: String,
+}
+
+impl Ascribe<'_> {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ascribe"));
+        command
+            .args(args)
+            .env("ASCRIBE_HOME", self.home)
+            .env("ASCRIBE_DB", &self.db)
+            .env_remove("ASCRIBE_LISTEN")
+            .current_dir(self.home);
+        command
+    }
+
+    fn ok(&self, args: &[&str]) -> Value {
+        let output: Output = self.command(args).output().expect("ascribe runs");
+        assert!(
+            output.status.success(),
+            "ascribe {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+    }
+}
+
+/// A running `ascribe serve`, killed if the test ends before it stopped.
+struct Server {
+    child: Option<Child>,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    fn start(ascribe: &Ascribe<'_>) -> Server {
+        let port = free_port();
+        let log = ascribe.home.join("serve.log");
+        let child = ascribe
+            .command(&["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("ASCRIBE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("log file"))
+            .spawn()
+            .expect("ascribe serve starts");
+        Server {
+            child: Some(child),
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `/healthz`, a bounded number of times, until it answers.
+    fn wait_until_ready(&mut self, client: &Client) {
+        for _ in 0..READY_TRIES {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("ascribe serve exited early ({status}): {}", self.log());
+                }
+            }
+            let health = client.get(format!("{}/healthz", self.base)).send();
+            if let Ok(response) = health {
+                assert_eq!(response.status(), 200);
+                assert_eq!(
+                    response.json::<Value>().expect("json"),
+                    json!({"status": "ok"})
+                );
+                return;
+            }
+            std::thread::sleep(READY_POLL);
+        }
+        panic!("ascribe serve did not answer /healthz: {}", self.log());
+    }
+
+    /// Sends SIGTERM and waits, within [`STOP_TIMEOUT`], for the process to exit.
+    fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(
+            sent.is_ok_and(|status| status.success()),
+            "kill -TERM {pid}"
+        );
+        let (exited, exit) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let status = child.wait();
+            let _ = exited.send(status);
+        });
+        let Ok(status) = exit.recv_timeout(STOP_TIMEOUT) else {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("ascribe serve ignored SIGTERM: {}", self.log());
+        };
+        waiter.join().expect("waiter");
+        status.expect("wait")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    listener.local_addr().expect("address").port()
+}
+
+fn post(client: &Client, server: &Server, token: &str, path: &str, body: Value) -> Value {
+    let response = client
+        .post(format!("{}{path}", server.base))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .expect("request sent");
+    let status = response.status();
+    let answer: Value = response.json().expect("json");
+    assert!(status.is_success(), "POST {path}: {status} {answer}");
+    answer
+}
+
+fn serve_then_stop(db: String) {
+    let home = tempfile::tempdir().expect("tempdir");
+    let ascribe = Ascribe {
+        home: home.path(),
+        db,
+    };
+    ascribe.ok(&["init", "--json"]);
+    let key = ascribe.ok(&["key", "create", "release-bot", "--role", "admin", "--json"]);
+    let token = key["token"].as_str().expect("token").to_owned();
+
+    let client = Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let mut server = Server::start(&ascribe);
+    server.wait_until_ready(&client);
+
+    let (may, aug) = ("gpt-4o-2024-05-13", "gpt-4o-2024-08-06");
+    for snapshot in [may, aug] {
+        let checkpoint = json!({"provider": "openai", "snapshot": snapshot});
+        post(
+            &client,
+            &server,
+            &token,
+            "/admin/v1/checkpoints",
+            checkpoint,
+        );
+        let deployment = json!({
+            "name": snapshot, "checkpoint": format!("openai:{snapshot}"), "dialect": "openai",
+            "base_url": "https://api.openai.com/v1", "upstream_model": snapshot,
+        });
+        post(
+            &client,
+            &server,
+            &token,
+            "/admin/v1/deployments",
+            deployment,
+        );
+    }
+    let alias = json!({"name": "v1", "deployment": may});
+    post(&client, &server, &token, "/admin/v1/aliases", alias);
+    let rotation =
+        json!({"to": aug, "kind": "upgrade", "reason": "newer", "actor": "forged-actor"});
+    let rotated = post(
+        &client,
+        &server,
+        &token,
+        "/admin/v1/aliases/v1/rotate",
+        rotation,
+    );
+    assert_eq!(rotated["to"]["deployment"], aug);
+
+    let shown: Value = client
+        .get(format!("{}/admin/v1/aliases/v1", server.base))
+        .bearer_auth(&token)
+        .send()
+        .and_then(|response| response.json())
+        .expect("alias shown");
+    assert_eq!(shown["history"][1]["rotation"]["actor"], "release-bot");
+
+    let status = server.terminate();
+    assert!(status.success(), "exit {status}: {}", server.log());
+
+    // The key, two checkpoints, two deployments, the alias and its rotation, all covered by
+    // the head signed when the server stopped.
+    let report = ascribe.ok(&["verify", "--json"]);
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["entries"], 7);
+    assert_eq!(report["tree_size"], 7);
+}
+
+#[test]
+fn serve_on_sqlite_records_changes_and_stops_cleanly() {
+    serve_then_stop("sqlite://ledger.db".to_owned());
+}
+
+#[test]
+fn serve_on_postgres_records_changes_and_stops_cleanly() {
+    serve_then_stop(ascribe_store::testing::fresh_postgres_schema());
+}

@@ -1,0 +1,68 @@
+//! Running the router on a socket, and stopping it so that no entry is left unsigned.
+
+use std::future::Future;
+
+use axum::http::Request;
+use tokio::net::TcpListener;
+use tracing::Span;
+
+use crate::state::AppState;
+
+/// Serves [`crate::router`] on `listener` until `shutdown` completes, then lets the requests
+/// in flight finish and stops the ledger writer: it commits what is queued and signs a tree
+/// head over the last entries before this returns.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "gateway listening");
+    let served = axum::serve(listener, crate::router(state.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    tracing::info!("stopped accepting requests; closing the ledger");
+    let closed = tokio::task::spawn_blocking(move || state.close()).await;
+    if let Err(error) = closed {
+        tracing::error!(%error, "closing the ledger failed; run `ascribe verify`");
+    }
+    served
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = interrupt => tracing::info!(signal = "SIGINT", "shutting down"),
+        () = terminate => tracing::info!(signal = "SIGTERM", "shutting down"),
+    }
+}
+
+/// The span of one request: method and path, and the actor and alias once known. Headers
+/// are left out: they carry the bearer token.
+pub(crate) fn request_span<B>(request: &Request<B>) -> Span {
+    tracing::info_span!(
+        "gateway",
+        method = %request.method(),
+        path = %request.uri().path(),
+        actor = tracing::field::Empty,
+        alias = tracing::field::Empty,
+    )
+}

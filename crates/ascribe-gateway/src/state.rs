@@ -1,0 +1,153 @@
+//! What handlers share: the ledger's single writer and a small pool of read connections.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ascribe_ledger::NoteSigner;
+use ascribe_store::{
+    open_backend, AppendError, AppendedEntry, Appender, AppenderConfig, Backend, DatabaseLocation,
+    Ledger, PendingEntry, StoreError, SystemClock, TreeHeadPolicy,
+};
+
+use crate::error::ApiError;
+
+/// How often the writer signs a tree head while entries keep arriving.
+const TREE_HEAD_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Read connections kept open between requests; more are opened under load and closed after.
+const MAX_IDLE_READERS: usize = 4;
+
+/// The gateway's shared state; cloning it is cheap.
+#[derive(Clone)]
+pub struct AppState {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// The only writer of the ledger in this process. Handlers wait on it until their entry is
+    /// durable. Taken out only when the last clone of the state is dropped, which stops the
+    /// writer thread after it committed what was queued and signed a final tree head.
+    appender: Option<Appender>,
+    /// Connections for reads (authentication, registry queries), used on blocking threads.
+    readers: Readers,
+}
+
+impl AppState {
+    /// Opens the ledger at `location` for writing, with the access and registry projections
+    /// registered, and starts its writer thread. Call it outside an async runtime: the
+    /// PostgreSQL client blocks on a runtime of its own.
+    pub fn open(location: &DatabaseLocation, signer: NoteSigner) -> Result<AppState, StoreError> {
+        let backend = open_backend(location, false)?;
+        let policy = TreeHeadPolicy::Interval(TREE_HEAD_INTERVAL);
+        let mut ledger = Ledger::open(backend, signer, Box::new(SystemClock), policy)?;
+        ledger.add_projection(Box::new(ascribe_access::AccessKeysProjection));
+        ledger.add_projection(Box::new(ascribe_registry::RegistryProjection));
+        let appender = Appender::start(ledger, AppenderConfig::default());
+        let readers = Readers {
+            location: location.clone(),
+            idle: Mutex::new(Vec::new()),
+        };
+        Ok(AppState {
+            shared: Arc::new(Shared {
+                appender: Some(appender),
+                readers,
+            }),
+        })
+    }
+
+    /// Stops the writer once nothing else holds the state: it commits what is queued and
+    /// signs a tree head over the last entries. Blocks until then.
+    pub fn close(self) {
+        match Arc::try_unwrap(self.shared) {
+            Ok(shared) => drop(shared),
+            Err(_) => tracing::warn!("state still in use; the writer stops with its last user"),
+        }
+    }
+
+    /// Appends one entry and waits until it is durable.
+    pub(crate) async fn append(&self, pending: PendingEntry) -> Result<AppendedEntry, AppendError> {
+        match &self.shared.appender {
+            Some(appender) => appender.append(pending).await,
+            None => Err(AppendError::Stopped),
+        }
+    }
+
+    /// Runs `work` on a read connection, on a blocking thread.
+    pub(crate) async fn read<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Backend) -> Result<T, StoreError> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        let outcome = tokio::task::spawn_blocking(move || shared.readers.with(work)).await;
+        match outcome {
+            Ok(result) => Ok(result?),
+            Err(error) => Err(ApiError::internal("read task failed", &error)),
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let appender = self.appender.take();
+        let idle = self.readers.take_idle();
+        // The PostgreSQL client closes by blocking on a runtime of its own, which panics on a
+        // tokio thread; a plain thread may block, whatever context this drop runs in.
+        let close = move || {
+            if let Some(appender) = appender {
+                if appender.shutdown().is_none() {
+                    tracing::error!("ledger writer stopped abnormally; run `ascribe verify`");
+                }
+            }
+            drop(idle);
+        };
+        match std::thread::Builder::new()
+            .name("ascribe-gateway-close".into())
+            .spawn(close)
+        {
+            Ok(closing) => {
+                if closing.join().is_err() {
+                    tracing::error!("closing the ledger panicked; run `ascribe verify`");
+                }
+            }
+            Err(error) => tracing::error!(%error, "no thread to close the ledger on"),
+        }
+    }
+}
+
+/// Read connections, opened on demand and kept while they work.
+struct Readers {
+    location: DatabaseLocation,
+    idle: Mutex<Vec<Box<dyn Backend>>>,
+}
+
+impl Readers {
+    /// Runs `work` on an idle connection or a new one. A connection whose work failed is
+    /// closed rather than kept, so a broken connection is replaced on the next request.
+    fn with<T>(
+        &self,
+        work: impl FnOnce(&mut dyn Backend) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut backend = match pooled {
+            Some(backend) => backend,
+            None => open_backend(&self.location, false)?,
+        };
+        let result = work(backend.as_mut());
+        if result.is_ok() {
+            if let Ok(mut idle) = self.idle.lock() {
+                if idle.len() < MAX_IDLE_READERS {
+                    idle.push(backend);
+                }
+            }
+        }
+        result
+    }
+
+    fn take_idle(&mut self) -> Vec<Box<dyn Backend>> {
+        match self.idle.get_mut() {
+            Ok(idle) => std::mem::take(idle),
+            Err(poisoned) => std::mem::take(poisoned.into_inner()),
+        }
+    }
+}
