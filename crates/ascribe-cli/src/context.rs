@@ -71,6 +71,7 @@ impl Context {
         )?;
         ledger.add_projection(Box::new(ascribe_access::AccessKeysProjection));
         ledger.add_projection(Box::new(ascribe_registry::RegistryProjection));
+        ledger.add_projection(Box::new(ascribe_inference::InferenceProjection));
         Ok(ledger)
     }
 }

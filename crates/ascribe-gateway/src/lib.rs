@@ -30,8 +30,11 @@ mod auth;
 mod error;
 mod extract;
 mod health;
+mod inference;
 mod server;
 mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -39,7 +42,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 pub use server::{serve, shutdown_signal};
-pub use state::AppState;
+pub use state::{AppState, GatewayConfig};
 
 /// Largest request body accepted, in bytes; a larger one is answered with 413.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -49,6 +52,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .nest("/admin/v1", admin::routes())
+        .nest("/v1", inference::routes())
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         // Innermost first. Bodies are buffered by the JSON extractor, which reads this limit.

@@ -17,6 +17,28 @@ const TREE_HEAD_INTERVAL: Duration = Duration::from_secs(1);
 /// Read connections kept open between requests; more are opened under load and closed after.
 const MAX_IDLE_READERS: usize = 4;
 
+/// Limits and timeouts of inference calls.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// How long to wait for a TCP connection to an upstream.
+    pub connect_timeout: Duration,
+    /// How long to wait for an upstream's response headers, and between two chunks of a
+    /// stream; a silent upstream is cut after this long.
+    pub upstream_timeout: Duration,
+    /// Largest upstream response body read for a non-streamed answer, in bytes.
+    pub max_upstream_body: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> GatewayConfig {
+        GatewayConfig {
+            connect_timeout: Duration::from_secs(10),
+            upstream_timeout: Duration::from_secs(300),
+            max_upstream_body: 64 * 1024 * 1024,
+        }
+    }
+}
+
 /// The gateway's shared state; cloning it is cheap.
 #[derive(Clone)]
 pub struct AppState {
@@ -24,6 +46,12 @@ pub struct AppState {
 }
 
 struct Shared {
+    /// The ledger's key, for the receipts handed out with answers.
+    signer: NoteSigner,
+    /// The HTTP client every upstream call goes through (connection pools per host).
+    client: reqwest::Client,
+    /// Limits and timeouts of inference calls.
+    config: GatewayConfig,
     /// The only writer of the ledger in this process. Handlers wait on it until their entry is
     /// durable. Taken out only when the last clone of the state is dropped, which stops the
     /// writer thread after it committed what was queued and signed a final tree head.
@@ -37,11 +65,25 @@ impl AppState {
     /// registered, and starts its writer thread. Call it outside an async runtime: the
     /// PostgreSQL client blocks on a runtime of its own.
     pub fn open(location: &DatabaseLocation, signer: NoteSigner) -> Result<AppState, StoreError> {
+        AppState::open_with(location, signer, GatewayConfig::default())
+    }
+
+    /// [`AppState::open`] with explicit limits and timeouts.
+    pub fn open_with(
+        location: &DatabaseLocation,
+        signer: NoteSigner,
+        config: GatewayConfig,
+    ) -> Result<AppState, StoreError> {
         let backend = open_backend(location, false)?;
         let policy = TreeHeadPolicy::Interval(TREE_HEAD_INTERVAL);
-        let mut ledger = Ledger::open(backend, signer, Box::new(SystemClock), policy)?;
+        let mut ledger = Ledger::open(backend, signer.clone(), Box::new(SystemClock), policy)?;
         ledger.add_projection(Box::new(ascribe_access::AccessKeysProjection));
         ledger.add_projection(Box::new(ascribe_registry::RegistryProjection));
+        ledger.add_projection(Box::new(ascribe_inference::InferenceProjection));
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .build()
+            .map_err(|error| StoreError::Inconsistent(format!("no HTTP client: {error}")))?;
         let appender = Appender::start(ledger, AppenderConfig::default());
         let readers = Readers {
             location: location.clone(),
@@ -49,6 +91,9 @@ impl AppState {
         };
         Ok(AppState {
             shared: Arc::new(Shared {
+                signer,
+                client,
+                config,
                 appender: Some(appender),
                 readers,
             }),
@@ -70,6 +115,32 @@ impl AppState {
             Some(appender) => appender.append(pending).await,
             None => Err(AppendError::Stopped),
         }
+    }
+
+    /// Appends entries in order and waits until each is durable (or refused).
+    pub(crate) async fn append_all(
+        &self,
+        pendings: Vec<PendingEntry>,
+    ) -> Vec<Result<AppendedEntry, AppendError>> {
+        match &self.shared.appender {
+            Some(appender) => appender.append_all(pendings).await,
+            None => pendings.iter().map(|_| Err(AppendError::Stopped)).collect(),
+        }
+    }
+
+    /// The ledger's key, for receipts.
+    pub(crate) fn signer(&self) -> &NoteSigner {
+        &self.shared.signer
+    }
+
+    /// The client for upstream calls.
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.shared.client
+    }
+
+    /// Limits and timeouts of inference calls.
+    pub(crate) fn config(&self) -> &GatewayConfig {
+        &self.shared.config
     }
 
     /// Runs `work` on a read connection, on a blocking thread.

@@ -129,6 +129,7 @@ pub enum KeyError {
 }
 
 /// Holds the ledger's private key and signs tree heads and receipts with it.
+#[derive(Clone)]
 pub struct NoteSigner {
     name: String,
     key_id: u32,

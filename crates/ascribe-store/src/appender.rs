@@ -81,6 +81,27 @@ impl Appender {
         receiver.await.unwrap_or(Err(AppendError::Stopped))
     }
 
+    /// Appends entries in the order given and waits until each is durable. They are queued
+    /// together, so they are numbered consecutively and usually share one commit; each may
+    /// still be refused on its own by its check.
+    pub async fn append_all(
+        &self,
+        pendings: Vec<PendingEntry>,
+    ) -> Vec<Result<AppendedEntry, AppendError>> {
+        let receivers: Vec<_> = pendings
+            .into_iter()
+            .map(|pending| self.submit(pending))
+            .collect();
+        let mut outcomes = Vec::with_capacity(receivers.len());
+        for receiver in receivers {
+            outcomes.push(match receiver {
+                Ok(receiver) => receiver.await.unwrap_or(Err(AppendError::Stopped)),
+                Err(error) => Err(error),
+            });
+        }
+        outcomes
+    }
+
     /// Appends an entry and blocks the calling thread until it is durable.
     pub fn append_blocking(&self, pending: PendingEntry) -> Result<AppendedEntry, AppendError> {
         let receiver = self.submit(pending)?;

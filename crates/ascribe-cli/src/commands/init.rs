@@ -18,6 +18,7 @@ pub fn run(context: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("cannot initialise the ledger in {}", backend.describe()))?;
     ascribe_access::create_tables(backend.as_mut())?;
     ascribe_registry::create_tables(backend.as_mut())?;
+    ascribe_inference::create_tables(backend.as_mut())?;
     tracing::info!(origin = signer.name(), db = %backend.describe(), "ledger initialised");
 
     let public_key = signer.verifier().public_key_text();

@@ -66,6 +66,11 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn start(store: Store) -> Gateway {
+        Gateway::start_with(store, ascribe_gateway::GatewayConfig::default())
+    }
+
+    /// A gateway with explicit limits and timeouts.
+    pub fn start_with(store: Store, config: ascribe_gateway::GatewayConfig) -> Gateway {
         let home = tempfile::tempdir().expect("tempdir");
         let location = match store {
             Store::Sqlite => DatabaseLocation::Sqlite(home.path().join("ledger.db")),
@@ -77,6 +82,7 @@ impl Gateway {
         Ledger::init(backend.as_mut(), &signer()).expect("init");
         ascribe_access::create_tables(backend.as_mut()).expect("access tables");
         ascribe_registry::create_tables(backend.as_mut()).expect("registry tables");
+        ascribe_inference::create_tables(backend.as_mut()).expect("inference tables");
 
         let mut tokens = Vec::new();
         let mut entries = Vec::new();
@@ -93,7 +99,7 @@ impl Gateway {
         entries.push(revoke_key("old-admin", "test-setup"));
         append_directly(backend, entries);
 
-        let state = AppState::open(&location, signer()).expect("gateway state");
+        let state = AppState::open_with(&location, signer(), config).expect("gateway state");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -109,6 +115,38 @@ impl Gateway {
             revoked,
             _home: home,
         }
+    }
+
+    /// Sends a request and returns the raw body, whatever its type.
+    pub fn send_raw(&self, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let router = self.router.clone().expect("gateway running");
+        self.runtime.block_on(async move {
+            let response = router.oneshot(request).await.expect("infallible");
+            let (parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await;
+            (
+                parts.status,
+                parts.headers,
+                bytes.map(|bytes| bytes.to_vec()).unwrap_or_default(),
+            )
+        })
+    }
+
+    /// Drives the gateway's tasks (stream relays record their completion after the last
+    /// byte) until `done` holds; a bounded poll of at most two seconds.
+    pub fn wait_until(&self, done: impl Fn() -> bool + Sync) -> bool {
+        // The check runs on a thread of its own: the PostgreSQL client may not block on a
+        // thread that drives the runtime.
+        let check = || std::thread::scope(|scope| scope.spawn(&done).join().unwrap_or(false));
+        self.runtime.block_on(async {
+            for _ in 0..100 {
+                if check() {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            false
+        })
     }
 
     /// Sends a request as built by the caller.

@@ -1,0 +1,319 @@
+//! The inference routes: OpenAI's and Anthropic's APIs, with provenance recorded before the
+//! answer is released.
+//!
+//! The request path of one call, each step a function below or in a sibling module:
+//!
+//! 1. [`caller::authenticate`]: a caller key, as either SDK sends it;
+//! 2. `ascribe_dialects::parse_request`: the requested `model`, `stream`, the decision
+//!    reference ([`caller::decision_reference`]);
+//! 3. [`route::resolve`]: the alias (or checkpoint id) to a deployment, at this instant;
+//! 4. [`upstream::send`]: the pinned upstream model, the gateway's own credentials;
+//! 5. the served identity, from the whole body or the first events of a stream
+//!    ([`stream`]), classified against the deployment's expectation;
+//! 6. [`record::Call::write`]: the inference entry, durable before the answer leaves;
+//! 7. the upstream's answer, unchanged, with `Ascribe-Inference-Id`, `Ascribe-Checkpoint`
+//!    and `Ascribe-Receipt`.
+//!
+//! **Invariant:** no byte of an answer reaches the caller before the entry that records it
+//! is durable; when the ledger cannot be written the caller gets a 503 and nothing else.
+
+mod caller;
+mod error;
+mod models;
+mod record;
+mod route;
+mod stream;
+mod upstream;
+
+use std::time::Instant;
+
+use ascribe_dialects::{
+    classify, identity_from_response, parse_request, upstream_target, Api, ErrorKind,
+    ServedIdentity,
+};
+use ascribe_inference::{new_inference_id, Timings};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use sha2::{Digest as _, Sha256};
+
+use self::error::InferenceError;
+use self::record::{millis, Call, Outcome, Verdict};
+use self::upstream::UpstreamFailure;
+use crate::state::AppState;
+
+/// The inference routes, under `/v1`.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/chat/completions", post(chat_completions))
+        .route("/responses", post(responses))
+        .route("/embeddings", post(embeddings))
+        .route("/messages", post(messages))
+        .route("/models", get(models::list))
+        .route("/ascribe/receipts/{inference_id}", get(models::receipts))
+}
+
+async fn chat_completions(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    infer(state, Api::ChatCompletions, headers, body).await
+}
+
+async fn responses(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    infer(state, Api::Responses, headers, body).await
+}
+
+async fn embeddings(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    infer(state, Api::Embeddings, headers, body).await
+}
+
+async fn messages(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    infer(state, Api::Messages, headers, body).await
+}
+
+async fn infer(
+    State(state): State<AppState>,
+    api: Api,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match call(&state, api, &headers, &body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Steps 1 to 4, then the whole-answer or streaming path.
+async fn call(
+    state: &AppState,
+    api: Api,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, InferenceError> {
+    let caller = caller::authenticate(state, api, headers).await?;
+    let request = parse_request(api, body)
+        .map_err(|error| InferenceError::new(api, error.caller_kind(), error.to_string()))?;
+    let decision = caller::decision_reference(api, headers, request.decision_reference())?;
+    let route = route::resolve(state, api, request.model()).await?;
+    tracing::Span::current().record("alias", tracing::field::display(request.model()));
+
+    let deployment = &route.deployment;
+    let api_key = provider_key(api, deployment.api_key_env.as_deref())?;
+    let api_version = headers
+        .get("anthropic-version")
+        .and_then(|value| value.to_str().ok());
+    let target = upstream_target(
+        api,
+        route.upstream,
+        &deployment.base_url,
+        &deployment.upstream_model,
+        api_key.as_deref(),
+        api_version,
+    )
+    .map_err(|error| {
+        tracing::warn!(deployment = %deployment.name, %error, "deployment cannot be addressed");
+        InferenceError::new(
+            api,
+            ErrorKind::UpstreamError,
+            "the deployment cannot be reached",
+        )
+    })?;
+
+    let call = Call {
+        inference_id: new_inference_id(),
+        api,
+        caller: caller.name,
+        decision,
+        requested_model: request.model().to_owned(),
+        stream: request.stream(),
+        request_sha256: hex::encode(Sha256::digest(body)),
+        route,
+        started: Instant::now(),
+    };
+    let upstream_body = request.upstream_body(&call.route.deployment.upstream_model);
+    match upstream::send(state, &target, upstream_body).await {
+        Err(failure) => Err(record_failure(state, &call, &failure).await),
+        Ok(response) if call.stream && response.status().is_success() => {
+            stream::relay(state, call, response).await
+        }
+        Ok(response) => whole_answer(state, call, response).await,
+    }
+}
+
+/// The provider key from the gateway's environment; callers never send one.
+fn provider_key(api: Api, variable: Option<&str>) -> Result<Option<String>, InferenceError> {
+    let Some(variable) = variable else {
+        return Ok(None);
+    };
+    match std::env::var(variable) {
+        Ok(key) => Ok(Some(key)),
+        Err(_) => {
+            tracing::error!(
+                variable,
+                "the deployment's provider key variable is not set"
+            );
+            Err(InferenceError::new(
+                api,
+                ErrorKind::UpstreamError,
+                "the gateway has no credentials for this deployment",
+            ))
+        }
+    }
+}
+
+/// Records a call whose upstream gave no answer, and the error the caller gets.
+async fn record_failure(
+    state: &AppState,
+    call: &Call,
+    failure: &UpstreamFailure,
+) -> InferenceError {
+    let kind = match failure {
+        UpstreamFailure::Timeout => ErrorKind::UpstreamTimeout,
+        _ => ErrorKind::UpstreamError,
+    };
+    let (status, _) = ascribe_dialects::error_body(call.api, kind, "");
+    let outcome = Outcome {
+        status,
+        outcome: failure.outcome(),
+        response_sha256: None,
+        usage: None,
+        error: Some(failure.describe()),
+        upstream_ms: None,
+    };
+    let served = ServedIdentity::default();
+    let verdict = Verdict::nothing_served();
+    let record = call.record(&served, &verdict, outcome);
+    tracing::warn!(inference_id = %call.inference_id, failure = %failure.describe(), "upstream failed");
+    match call.write(state, record, &served, &verdict).await {
+        Ok(_) => {
+            InferenceError::new(call.api, kind, failure.describe()).recorded(&call.inference_id)
+        }
+        Err(unrecorded) => unrecorded,
+    }
+}
+
+/// A non-streamed answer: read it whole, read its identity, record, release.
+async fn whole_answer(
+    state: &AppState,
+    call: Call,
+    response: reqwest::Response,
+) -> Result<Response, InferenceError> {
+    let status = response.status().as_u16();
+    let headers = upstream::header_pairs(response.headers());
+    let first_byte = millis(call.started.elapsed());
+    let config = state.config();
+    let body = match upstream::read_body(
+        response,
+        config.max_upstream_body,
+        config.upstream_timeout,
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(failure) => return Err(record_failure(state, &call, &failure).await),
+    };
+    let timings = Timings {
+        first_byte,
+        total: Some(millis(call.started.elapsed())),
+    };
+
+    let is_json = serde_json::from_slice::<serde_json::Value>(&body).ok();
+    let success = (200..300).contains(&status);
+    let served = identity_from_response(call.route.upstream, &headers, &body);
+    let deployment = &call.route.deployment;
+    let verdict = match (success, &is_json) {
+        (true, Some(_)) => Verdict::of(classify(
+            &deployment.expect_served,
+            &deployment.upstream_model,
+            &served,
+        )),
+        _ => Verdict::nothing_served(),
+    };
+    let rejected = verdict.is_mismatch() && rejects_mismatch(&call);
+    let (caller_status, outcome, error) = match (&is_json, success, rejected) {
+        (None, _, _) => (
+            502,
+            "upstream_error",
+            Some(format!(
+                "upstream answered {status} with a body that is not JSON"
+            )),
+        ),
+        (Some(_), true, true) => (
+            502,
+            "rejected_mismatch",
+            Some("served model rejected by the alias's policy".to_owned()),
+        ),
+        (Some(_), true, false) => (status, "answered", None),
+        (Some(_), false, _) => (
+            status,
+            "upstream_error",
+            Some(format!("upstream answered {status}")),
+        ),
+    };
+    let usage = is_json.as_ref().and_then(|json| json.get("usage")).cloned();
+    let outcome = Outcome {
+        status: caller_status,
+        outcome,
+        response_sha256: Some(hex::encode(Sha256::digest(&body))),
+        usage,
+        error,
+        upstream_ms: Some(timings),
+    };
+    let record = call.record(&served, &verdict, outcome);
+    let recorded = call.write(state, record, &served, &verdict).await?;
+
+    if is_json.is_none() {
+        let message = "the upstream sent an answer the gateway cannot read";
+        return Err(
+            InferenceError::new(call.api, ErrorKind::UpstreamError, message)
+                .recorded(&call.inference_id),
+        );
+    }
+    if rejected {
+        let message = format!(
+            "the deployment served `{}` where `{}` was expected, and this alias rejects a mismatch",
+            served.model.as_deref().unwrap_or("?"),
+            deployment.expect_served
+        );
+        return Err(
+            InferenceError::new(call.api, ErrorKind::IdentityRejected, message)
+                .recorded(&call.inference_id),
+        );
+    }
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+        body,
+    )
+        .into_response();
+    response.headers_mut().extend(call.headers(&recorded));
+    copy_headers(
+        &headers,
+        response.headers_mut(),
+        &["content-type", "retry-after"],
+    );
+    Ok(response)
+}
+
+/// Whether the alias called says a served-model mismatch is refused rather than flagged.
+fn rejects_mismatch(call: &Call) -> bool {
+    call.route
+        .alias
+        .as_ref()
+        .is_some_and(|alias| alias.on_mismatch == ascribe_registry::MismatchPolicy::Reject)
+}
+
+/// Copies the named upstream headers onto an answer.
+fn copy_headers(from: &[(String, String)], to: &mut HeaderMap, names: &[&str]) {
+    for (name, value) in from {
+        if !names.contains(&name.as_str()) {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            to.insert(name, value);
+        }
+    }
+}

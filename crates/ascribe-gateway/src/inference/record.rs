@@ -1,0 +1,261 @@
+//! Turning a call into ledger entries, and the receipt handed back once they are durable.
+
+use std::time::Instant;
+
+use ascribe_dialects::{Api, IdentityMatch, MismatchKind, ServedIdentity};
+use ascribe_inference::{InferenceRecord, Observation, Receipt, Timings, UpstreamCall};
+use ascribe_ledger::Hash;
+use axum::http::{HeaderMap, HeaderValue};
+use serde_json::Value;
+
+use super::error::InferenceError;
+use super::route::Route;
+use crate::state::AppState;
+
+/// One call through the gateway, from authentication to its record.
+pub(crate) struct Call {
+    /// The id handed back in `Ascribe-Inference-Id`.
+    pub(crate) inference_id: String,
+    /// The endpoint called.
+    pub(crate) api: Api,
+    /// The caller's key name.
+    pub(crate) caller: String,
+    /// The caller's decision reference.
+    pub(crate) decision: Option<String>,
+    /// The `model` the caller asked for.
+    pub(crate) requested_model: String,
+    /// Where it went.
+    pub(crate) route: Route,
+    /// SHA-256 (hex) of the caller's request body.
+    pub(crate) request_sha256: String,
+    /// Whether the caller asked for a stream.
+    pub(crate) stream: bool,
+    /// When the upstream request was sent.
+    pub(crate) started: Instant,
+}
+
+/// How the served identity compares with the deployment's expectation, as recorded.
+pub(crate) struct Verdict {
+    /// `match`, `mismatch`, `undisclosed`, or `none` when nothing was served.
+    pub(crate) identity_match: &'static str,
+    /// `newer_snapshot` or `different_model` for a mismatch.
+    pub(crate) mismatch_kind: Option<&'static str>,
+}
+
+impl Verdict {
+    /// The verdict of [`ascribe_dialects::classify`].
+    pub(crate) fn of(matched: IdentityMatch) -> Verdict {
+        match matched {
+            IdentityMatch::Match => Verdict {
+                identity_match: "match",
+                mismatch_kind: None,
+            },
+            IdentityMatch::Undisclosed => Verdict {
+                identity_match: "undisclosed",
+                mismatch_kind: None,
+            },
+            IdentityMatch::Mismatch(kind) => Verdict {
+                identity_match: "mismatch",
+                mismatch_kind: Some(match kind {
+                    MismatchKind::NewerSnapshot => "newer_snapshot",
+                    MismatchKind::DifferentModel => "different_model",
+                }),
+            },
+        }
+    }
+
+    /// No answer came back, so nothing was served.
+    pub(crate) fn nothing_served() -> Verdict {
+        Verdict {
+            identity_match: "none",
+            mismatch_kind: None,
+        }
+    }
+
+    /// Whether the served model differs from the expected one.
+    pub(crate) fn is_mismatch(&self) -> bool {
+        self.mismatch_kind.is_some()
+    }
+}
+
+/// What the record says happened, beyond identity.
+pub(crate) struct Outcome {
+    /// The status the caller gets.
+    pub(crate) status: u16,
+    /// The outcome word.
+    pub(crate) outcome: &'static str,
+    /// SHA-256 (hex) of the upstream's body, for whole answers.
+    pub(crate) response_sha256: Option<String>,
+    /// Usage as reported.
+    pub(crate) usage: Option<Value>,
+    /// What went wrong.
+    pub(crate) error: Option<String>,
+    /// Milliseconds to the upstream's headers and to its last byte.
+    pub(crate) upstream_ms: Option<Timings>,
+}
+
+/// A durable inference entry and the receipt over it.
+pub(crate) struct Recorded {
+    /// The receipt token.
+    pub(crate) receipt: String,
+}
+
+impl Call {
+    /// The `inference.recorded` body for this call.
+    pub(crate) fn record(
+        &self,
+        served: &ServedIdentity,
+        verdict: &Verdict,
+        outcome: Outcome,
+    ) -> InferenceRecord {
+        let deployment = &self.route.deployment;
+        InferenceRecord {
+            inference_id: self.inference_id.clone(),
+            api: api_name(self.api).to_owned(),
+            caller: self.caller.clone(),
+            decision: self.decision.clone(),
+            requested_model: self.requested_model.clone(),
+            alias: self.route.alias.as_ref().map(|alias| alias.name.clone()),
+            deployment: deployment.name.clone(),
+            checkpoint: deployment.checkpoint.clone(),
+            moving_name: deployment.moving_name,
+            upstream: UpstreamCall {
+                dialect: deployment.dialect.to_string(),
+                base_url: deployment.base_url.clone(),
+                model: deployment.upstream_model.clone(),
+            },
+            served: serde_json::to_value(served).unwrap_or(Value::Null),
+            identity_match: verdict.identity_match.to_owned(),
+            mismatch_kind: verdict.mismatch_kind.map(str::to_owned),
+            stream: self.stream,
+            status: outcome.status,
+            outcome: outcome.outcome.to_owned(),
+            request_sha256: self.request_sha256.clone(),
+            response_sha256: outcome.response_sha256,
+            usage: outcome.usage,
+            error: outcome.error,
+            upstream_ms: outcome.upstream_ms,
+            retained: None,
+        }
+    }
+
+    /// Observations the served identity calls for: a mismatch, and a fingerprint the ledger
+    /// has not seen for this checkpoint (checked, and dropped, under the write lock).
+    fn observations(&self, served: &ServedIdentity, verdict: &Verdict) -> Vec<Observation> {
+        let deployment = &self.route.deployment;
+        let observation = |kind: &str| Observation {
+            kind: kind.to_owned(),
+            inference_id: self.inference_id.clone(),
+            deployment: deployment.name.clone(),
+            checkpoint: deployment.checkpoint.clone(),
+            expected: deployment.expect_served.clone(),
+            served_model: served.model.clone(),
+            system_fingerprint: served.system_fingerprint.clone(),
+            mismatch_kind: verdict.mismatch_kind.map(str::to_owned),
+        };
+        let mut observations = Vec::new();
+        if verdict.is_mismatch() {
+            observations.push(observation("served_model_mismatch"));
+        }
+        if served.system_fingerprint.is_some() {
+            observations.push(observation("new_system_fingerprint"));
+        }
+        observations
+    }
+
+    /// Appends the inference entry (and its observations) and waits until it is durable.
+    /// When it cannot be written the caller gets a 503 and nothing of the answer.
+    pub(crate) async fn write(
+        &self,
+        state: &AppState,
+        record: InferenceRecord,
+        served: &ServedIdentity,
+        verdict: &Verdict,
+    ) -> Result<Recorded, InferenceError> {
+        let unrecorded = || InferenceError::unrecorded(self.api);
+        let mut entries = vec![record.into_entry().map_err(|_| unrecorded())?];
+        for observation in self.observations(served, verdict) {
+            let entry = match observation.kind.as_str() {
+                "new_system_fingerprint" => observation.into_new_fingerprint_entry(),
+                _ => observation.into_entry(),
+            };
+            entries.push(entry.map_err(|_| unrecorded())?);
+        }
+        let mut outcomes = state.append_all(entries).await.into_iter();
+        let appended = match outcomes.next() {
+            Some(Ok(appended)) => appended,
+            Some(Err(error)) => {
+                tracing::error!(inference_id = %self.inference_id, %error, "inference not recorded");
+                return Err(unrecorded());
+            }
+            None => return Err(unrecorded()),
+        };
+        let seq = appended.entry.seq;
+        tracing::info!(
+            inference_id = %self.inference_id,
+            alias = self.route.alias.as_ref().map(|alias| alias.name.as_str()).unwrap_or("-"),
+            deployment = %self.route.deployment.name,
+            checkpoint = %self.route.deployment.checkpoint,
+            identity_match = verdict.identity_match,
+            seq,
+            "inference recorded"
+        );
+        let receipt = self
+            .receipt(state, seq, &appended.leaf_hash)
+            .map_err(|_| unrecorded())?;
+        Ok(Recorded { receipt })
+    }
+
+    /// The receipt over the entry at `seq`.
+    pub(crate) fn receipt(
+        &self,
+        state: &AppState,
+        seq: u64,
+        leaf_hash: &Hash,
+    ) -> Result<String, ascribe_inference::ReceiptError> {
+        let signer = state.signer();
+        let checkpoint = &self.route.deployment.checkpoint;
+        Receipt::new(
+            signer.name(),
+            &self.inference_id,
+            seq,
+            leaf_hash,
+            checkpoint,
+        )
+        .sign(signer)
+    }
+
+    /// The `Ascribe-*` headers of an answer.
+    pub(crate) fn headers(&self, recorded: &Recorded) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let pairs = [
+            ("ascribe-inference-id", self.inference_id.as_str()),
+            (
+                "ascribe-checkpoint",
+                self.route.deployment.checkpoint.as_str(),
+            ),
+            ("ascribe-receipt", recorded.receipt.as_str()),
+        ];
+        for (name, value) in pairs {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(name, value);
+            }
+        }
+        headers
+    }
+}
+
+/// The name an endpoint is recorded under.
+pub(crate) fn api_name(api: Api) -> &'static str {
+    match api {
+        Api::ChatCompletions => "chat.completions",
+        Api::Responses => "responses",
+        Api::Embeddings => "embeddings",
+        Api::Messages => "messages",
+    }
+}
+
+/// Milliseconds in a duration.
+pub(crate) fn millis(duration: std::time::Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}

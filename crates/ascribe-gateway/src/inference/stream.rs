@@ -1,0 +1,215 @@
+//! Streamed answers: hold the first events until the served identity is known, record it,
+//! then pass every chunk through as it arrives and record how the stream ended.
+//!
+//! The caller's first byte waits only for the upstream's first identity-bearing event (the
+//! first chunk for OpenAI, `message_start` for Anthropic, `response.created` for Responses)
+//! and one ledger commit. The completion entry (digest, usage, finish, truncation) is
+//! written when the upstream ends, is cut, or the caller goes away.
+
+use ascribe_dialects::{classify, ErrorKind, StreamObserver};
+use ascribe_inference::{CompletionRecord, Timings};
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+
+use super::error::InferenceError;
+use super::record::{millis, Call, Outcome, Recorded, Verdict};
+use super::upstream::{self, header_pairs, UpstreamFailure};
+use crate::state::AppState;
+
+/// Chunks buffered between the upstream reader and the caller's connection.
+const RELAY_BUFFER: usize = 64;
+
+type Chunks =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+
+/// Records the stream's identity, then relays it; see the module documentation.
+pub(crate) async fn relay(
+    state: &AppState,
+    call: Call,
+    response: reqwest::Response,
+) -> Result<Response, InferenceError> {
+    let headers = header_pairs(response.headers());
+    let first_byte = millis(call.started.elapsed());
+    let mut observer = StreamObserver::new(call.api, call.route.upstream, &headers);
+    let mut chunks: Chunks = Box::pin(response.bytes_stream());
+    let timeout = state.config().upstream_timeout;
+
+    // Hold what arrives until an event names the served model, or the stream is over.
+    let mut held = Vec::new();
+    let mut ended = None;
+    while !observer.identity_ready() {
+        match upstream::next_chunk(&mut chunks, timeout).await {
+            Ok(Some(chunk)) => {
+                observer.feed(&chunk);
+                held.push(chunk);
+            }
+            Ok(None) => {
+                ended = Some(None);
+                break;
+            }
+            Err(failure) => {
+                ended = Some(Some(failure));
+                break;
+            }
+        }
+    }
+
+    let served = observer.identity().clone();
+    let deployment = &call.route.deployment;
+    let verdict = Verdict::of(classify(
+        &deployment.expect_served,
+        &deployment.upstream_model,
+        &served,
+    ));
+    let rejected = verdict.is_mismatch() && super::rejects_mismatch(&call);
+    let outcome = Outcome {
+        status: if rejected { 502 } else { 200 },
+        outcome: if rejected {
+            "rejected_mismatch"
+        } else {
+            "stream_open"
+        },
+        response_sha256: None,
+        usage: None,
+        error: rejected.then(|| "served model rejected by the alias's policy".to_owned()),
+        upstream_ms: Some(Timings {
+            first_byte,
+            total: None,
+        }),
+    };
+    let record = call.record(&served, &verdict, outcome);
+    let recorded = call.write(state, record, &served, &verdict).await?;
+
+    if rejected {
+        let reason = "the caller was given an error: served model rejected by policy";
+        complete(state, &call, observer, Some(reason.to_owned())).await;
+        let message = format!(
+            "the deployment served `{}` where `{}` was expected, and this alias rejects a mismatch",
+            served.model.as_deref().unwrap_or("?"),
+            deployment.expect_served
+        );
+        return Err(
+            InferenceError::new(call.api, ErrorKind::IdentityRejected, message)
+                .recorded(&call.inference_id),
+        );
+    }
+    Ok(start_relay(
+        state, call, recorded, observer, held, chunks, ended,
+    ))
+}
+
+/// Sends the held chunks and then the rest of the stream to the caller, from a task that
+/// records the completion whatever happens to either side.
+fn start_relay(
+    state: &AppState,
+    call: Call,
+    recorded: Recorded,
+    mut observer: StreamObserver,
+    held: Vec<Bytes>,
+    mut chunks: Chunks,
+    ended: Option<Option<UpstreamFailure>>,
+) -> Response {
+    let headers = call.headers(&recorded);
+    let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(RELAY_BUFFER);
+    let state = state.clone();
+    let timeout = state.config().upstream_timeout;
+    tokio::spawn(async move {
+        let mut cut = None;
+        let mut caller_gone = false;
+        for chunk in held {
+            caller_gone |= sender.send(Ok(chunk)).await.is_err();
+        }
+        match ended {
+            Some(failure) => cut = failure.map(|failure| failure.describe()),
+            None => loop {
+                if caller_gone {
+                    cut = Some("the caller disconnected before the stream ended".to_owned());
+                    break;
+                }
+                match upstream::next_chunk(&mut chunks, timeout).await {
+                    Ok(Some(chunk)) => {
+                        observer.feed(&chunk);
+                        caller_gone = sender.send(Ok(chunk)).await.is_err();
+                    }
+                    Ok(None) => break,
+                    Err(failure) => {
+                        cut = Some(failure.describe());
+                        let error = std::io::Error::other("upstream stream was cut");
+                        let _ = sender.send(Err(error)).await;
+                        break;
+                    }
+                }
+            },
+        }
+        drop(sender);
+        complete(&state, &call, observer, cut).await;
+    });
+
+    let body = Body::from_stream(tokio_stream_of(receiver));
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().extend(headers);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A stream of what the relay task sends.
+fn tokio_stream_of(
+    receiver: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+    .boxed()
+}
+
+/// Appends the `inference.completed` entry: how the stream ended, what it carried.
+async fn complete(state: &AppState, call: &Call, observer: StreamObserver, cut: Option<String>) {
+    let outcome = observer.finish();
+    let truncated = !outcome.completed;
+    let error = outcome
+        .error
+        .clone()
+        .or(cut)
+        .or_else(|| truncated.then(|| "the stream ended before its terminal event".to_owned()));
+    let record = CompletionRecord {
+        inference_id: call.inference_id.clone(),
+        completed: outcome.completed,
+        truncated,
+        response_sha256: outcome.body_sha256,
+        n_bytes: outcome.n_bytes,
+        served: serde_json::to_value(&outcome.identity).unwrap_or_default(),
+        usage: outcome.usage,
+        finish_reason: outcome.finish_reason,
+        error,
+    };
+    let entry = match record.into_entry() {
+        Ok(entry) => entry,
+        Err(error) => {
+            tracing::error!(inference_id = %call.inference_id, %error, "completion not encodable");
+            return;
+        }
+    };
+    match state.append_all(vec![entry]).await.pop() {
+        Some(Ok(appended)) => tracing::info!(
+            inference_id = %call.inference_id,
+            seq = appended.entry.seq,
+            truncated,
+            "stream completion recorded"
+        ),
+        Some(Err(error)) => tracing::error!(
+            inference_id = %call.inference_id,
+            %error,
+            "stream completion not recorded; the identity entry stands"
+        ),
+        None => {}
+    }
+}

@@ -1,0 +1,151 @@
+//! A stand-in upstream for tests: it replays the response shapes real providers send (the
+//! fixtures of `ascribe-dialects`), chosen by the upstream model name the gateway asks for.
+//! Compiled only with the `testing` feature; it is never the only test of the gateway.
+//!
+//! | upstream model | answer |
+//! | --- | --- |
+//! | `openai-chat` | OpenAI chat completion, or its SSE stream when `stream` is true |
+//! | `openai-chat-cut` | the first half of the chat stream, then the connection is reset |
+//! | `openai-responses` | a Responses answer, or its stream |
+//! | `openai-embeddings` | an embeddings list |
+//! | `anthropic-messages` | an Anthropic message, or its stream |
+//! | `anthropic-overloaded` | Anthropic's 529 `overloaded_error` |
+//! | `openai-rate-limited` | OpenAI's 429 with `retry-after` |
+//! | `garbage` | a 200 whose body is not JSON |
+//! | `slow` | headers only after [`SLOW_FIRST_BYTE`] |
+//! | anything else | 404 in OpenAI's shape |
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use futures_util::StreamExt as _;
+use serde_json::Value;
+
+/// The pause between two events of a stream.
+const EVENT_GAP: Duration = Duration::from_millis(2);
+
+/// How long the `slow` upstream waits before answering.
+pub const SLOW_FIRST_BYTE: Duration = Duration::from_secs(3);
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_str!(concat!("../../ascribe-dialects/tests/fixtures/", $name))
+    };
+}
+
+const OPENAI_CHAT: &str = fixture!("openai-chat.json");
+const OPENAI_CHAT_STREAM: &str = fixture!("openai-chat-stream.sse");
+const OPENAI_RESPONSES: &str = fixture!("openai-responses.json");
+const OPENAI_RESPONSES_STREAM: &str = fixture!("openai-responses-stream.sse");
+const OPENAI_RATE_LIMITED: &str = fixture!("openai-error-429.json");
+const ANTHROPIC_MESSAGES: &str = fixture!("anthropic-messages.json");
+const ANTHROPIC_MESSAGES_STREAM: &str = fixture!("anthropic-messages-stream.sse");
+const ANTHROPIC_OVERLOADED: &str = fixture!("anthropic-error-529.json");
+const EMBEDDINGS: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-0.5]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":2,"total_tokens":2}}"#;
+
+/// A running stand-in upstream; it stops when dropped.
+pub struct StandInUpstream {
+    address: SocketAddr,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl StandInUpstream {
+    /// Starts serving on a free loopback port, on a runtime of its own.
+    pub fn start() -> std::io::Result<StandInUpstream> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let address = listener.local_addr()?;
+        let app = Router::new()
+            .route("/v1/chat/completions", post(answer))
+            .route("/v1/responses", post(answer))
+            .route("/v1/embeddings", post(answer))
+            .route("/v1/messages", post(answer));
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        Ok(StandInUpstream {
+            address,
+            _runtime: runtime,
+        })
+    }
+
+    /// The base URL deployments point at: `http://127.0.0.1:PORT/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.address)
+    }
+}
+
+async fn answer(body: Bytes) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let model = request["model"].as_str().unwrap_or("").to_owned();
+    let stream = request["stream"].as_bool().unwrap_or(false);
+    match (model.as_str(), stream) {
+        ("openai-chat", false) => json(200, OPENAI_CHAT),
+        ("openai-chat", true) => sse(OPENAI_CHAT_STREAM, false),
+        ("openai-chat-cut", _) => sse(OPENAI_CHAT_STREAM, true),
+        ("openai-responses", false) => json(200, OPENAI_RESPONSES),
+        ("openai-responses", true) => sse(OPENAI_RESPONSES_STREAM, false),
+        ("openai-embeddings", _) => json(200, EMBEDDINGS),
+        ("anthropic-messages", false) => json(200, ANTHROPIC_MESSAGES),
+        ("anthropic-messages", true) => sse(ANTHROPIC_MESSAGES_STREAM, false),
+        ("anthropic-overloaded", _) => json(529, ANTHROPIC_OVERLOADED),
+        ("openai-rate-limited", _) => {
+            let mut response = json(429, OPENAI_RATE_LIMITED);
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from_static("7"));
+            response
+        }
+        ("garbage", _) => (StatusCode::OK, "<html>upstream proxy error</html>").into_response(),
+        ("slow", _) => {
+            tokio::time::sleep(SLOW_FIRST_BYTE).await;
+            json(200, OPENAI_CHAT)
+        }
+        _ => json(
+            404,
+            r#"{"error":{"message":"no such model","type":"invalid_request_error","param":"model","code":"model_not_found"}}"#,
+        ),
+    }
+}
+
+fn json(status: u16, body: &'static str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert("x-request-id", HeaderValue::from_static("req_standin"));
+    response
+}
+
+/// The events of `text` one by one, a few milliseconds apart as a model streams them; `cut`
+/// stops after half of them with an error, which resets the connection mid-body.
+fn sse(text: &'static str, cut: bool) -> Response {
+    let events: Vec<&'static str> = text.split_inclusive("\n\n").collect();
+    let keep = if cut { events.len() / 2 } else { events.len() };
+    let mut items: Vec<Result<Bytes, std::io::Error>> = events[..keep]
+        .iter()
+        .map(|event| Ok(Bytes::from_static(event.as_bytes())))
+        .collect();
+    if cut {
+        items.push(Err(std::io::Error::other("stand-in cuts the stream")));
+    }
+    let paced = futures_util::stream::iter(items).then(|item| async move {
+        tokio::time::sleep(EVENT_GAP).await;
+        item
+    });
+    let mut response = Response::new(Body::from_stream(paced));
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    response
+}

@@ -1,0 +1,417 @@
+//! The inference routes against a stand-in upstream replaying real provider shapes, on
+//! SQLite and PostgreSQL: what the caller gets, and what the ledger holds for each case.
+
+mod common;
+
+use std::time::Duration;
+
+use ascribe_gateway::testing::StandInUpstream;
+use ascribe_gateway::GatewayConfig;
+use ascribe_inference::Receipt;
+use ascribe_ledger::NoteSigner;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use serde_json::{json, Value};
+
+use common::{Gateway, Store};
+
+const ANTHROPIC_KEY_VARIABLE: &str = "ASCRIBE_TEST_STANDIN_ANTHROPIC_KEY";
+
+/// A gateway whose deployments point at a stand-in upstream, one per scenario, each behind
+/// an alias of the same name.
+struct Bench {
+    gateway: Gateway,
+    _upstream: StandInUpstream,
+}
+
+fn bench(store: Store) -> Bench {
+    std::env::set_var(ANTHROPIC_KEY_VARIABLE, "sk-ant-standin");
+    let config = GatewayConfig {
+        upstream_timeout: Duration::from_secs(1),
+        ..GatewayConfig::default()
+    };
+    let gateway = Gateway::start_with(store, config);
+    let upstream = StandInUpstream::start().expect("stand-in starts");
+    let scenarios = [
+        ("openai-chat", "openai-compatible", "gpt-4o-2024-08-06"),
+        (
+            "openai-chat-cut",
+            "openai-compatible",
+            "gpt-4o-mini-2024-07-18",
+        ),
+        ("openai-responses", "openai-compatible", "gpt-4o-2024-08-06"),
+        (
+            "openai-embeddings",
+            "openai-compatible",
+            "text-embedding-3-small",
+        ),
+        (
+            "openai-rate-limited",
+            "openai-compatible",
+            "gpt-4o-2024-08-06",
+        ),
+        ("garbage", "openai-compatible", "gpt-4o-2024-08-06"),
+        ("slow", "openai-compatible", "gpt-4o-2024-08-06"),
+        (
+            "anthropic-messages",
+            "anthropic",
+            "claude-sonnet-4-5-20250929",
+        ),
+        (
+            "anthropic-overloaded",
+            "anthropic",
+            "claude-sonnet-4-5-20250929",
+        ),
+    ];
+    for (scenario, dialect, served) in scenarios {
+        gateway.post_ok(
+            "/admin/v1/checkpoints",
+            json!({"provider": "standin", "snapshot": scenario}),
+            201,
+        );
+        let deployment = json!({
+            "name": scenario,
+            "checkpoint": format!("standin:{scenario}"),
+            "dialect": dialect,
+            "base_url": upstream.base_url(),
+            "upstream_model": scenario,
+            "expect_served": served,
+            "api_key_env": (dialect == "anthropic").then_some(ANTHROPIC_KEY_VARIABLE),
+        });
+        gateway.post_ok("/admin/v1/deployments", deployment, 201);
+        gateway.post_ok(
+            "/admin/v1/aliases",
+            json!({"name": scenario, "deployment": scenario}),
+            201,
+        );
+    }
+    Bench {
+        gateway,
+        _upstream: upstream,
+    }
+}
+
+fn call(
+    gateway: &Gateway,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let mut request = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    gateway.send_raw(request.body(Body::from(body.to_string())).expect("request"))
+}
+
+fn chat(gateway: &Gateway, model: &str, stream: bool) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let bearer = format!("Bearer {}", gateway.caller);
+    let body =
+        json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
+    call(
+        gateway,
+        "/v1/chat/completions",
+        &[
+            ("authorization", &bearer),
+            ("ascribe-decision", "case-0001"),
+        ],
+        body,
+    )
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The `inference.recorded` entry of an inference, and any later entries about it.
+fn entries_about(gateway: &Gateway, inference_id: &str) -> Vec<Value> {
+    gateway
+        .entries()
+        .into_iter()
+        .filter(|entry| entry["body"]["inference_id"] == inference_id)
+        .collect()
+}
+
+fn signer() -> NoteSigner {
+    NoteSigner::from_seed("ascribe.test/gateway", [7; 32])
+}
+
+fn a_whole_answer_is_recorded_before_release(store: Store) {
+    let bench = bench(store);
+    let (status, headers, body) = chat(&bench.gateway, "openai-chat", false);
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        answer["model"], "gpt-4o-2024-08-06",
+        "the answer passes through unchanged"
+    );
+
+    let id = header(&headers, "ascribe-inference-id");
+    assert!(id.starts_with("inf_"), "{id}");
+    assert_eq!(
+        header(&headers, "ascribe-checkpoint"),
+        "standin:openai-chat"
+    );
+    let receipt = Receipt::verify(header(&headers, "ascribe-receipt"), &signer().verifier())
+        .expect("receipt");
+    assert_eq!(receipt.inference_id, id);
+
+    let entries = entries_about(&bench.gateway, id);
+    let record = &entries[0];
+    assert_eq!(record["kind"], "inference.recorded");
+    assert_eq!(record["seq"], receipt.seq);
+    assert_eq!(record["actor"], "gateway");
+    let body = &record["body"];
+    assert_eq!(body["requested_model"], "openai-chat");
+    assert_eq!(body["caller"], "app");
+    assert_eq!(body["decision"], "case-0001");
+    assert_eq!(body["served"]["model"], "gpt-4o-2024-08-06");
+    assert_eq!(body["served"]["system_fingerprint"], "fp_898ac29719");
+    assert_eq!(body["identity_match"], "match");
+    assert_eq!(body["status"], 200);
+    assert_eq!(body["outcome"], "answered");
+    assert_eq!(body["upstream"]["model"], "openai-chat");
+    // A first fingerprint for this checkpoint is news; the second call's is not.
+    assert_eq!(entries[1]["body"]["kind"], "new_system_fingerprint");
+    let (_, headers, _) = chat(&bench.gateway, "openai-chat", false);
+    assert_eq!(
+        entries_about(&bench.gateway, header(&headers, "ascribe-inference-id")).len(),
+        1
+    );
+}
+on_both_stores!(a_whole_answer_is_recorded_before_release);
+
+fn a_stream_records_identity_first_and_completion_last(store: Store) {
+    let bench = bench(store);
+    let (status, headers, body) = chat(&bench.gateway, "openai-chat", true);
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), "text/event-stream");
+    let text = String::from_utf8(body).expect("utf-8");
+    assert!(
+        text.ends_with("data: [DONE]\n\n"),
+        "the whole stream passes through: {text}"
+    );
+
+    let id = header(&headers, "ascribe-inference-id").to_owned();
+    let gateway = &bench.gateway;
+    assert!(gateway.wait_until(|| entries_about(gateway, &id)
+        .iter()
+        .any(|e| e["kind"] == "inference.completed")));
+    let entries = entries_about(gateway, &id);
+    assert_eq!(entries[0]["body"]["outcome"], "stream_open");
+    assert_eq!(
+        entries[0]["body"]["served"]["model"],
+        "gpt-4o-mini-2024-07-18"
+    );
+    assert_eq!(
+        entries[0]["body"]["identity_match"], "mismatch",
+        "the stream fixture serves mini"
+    );
+    assert_eq!(entries[0]["body"]["mismatch_kind"], "different_model");
+    let completion = &entries.last().expect("completion")["body"];
+    assert_eq!(completion["completed"], true);
+    assert_eq!(completion["truncated"], false);
+    assert_eq!(completion["n_bytes"], text.len());
+    let observations: Vec<_> = entries
+        .iter()
+        .filter(|e| e["kind"] == "observation.recorded")
+        .collect();
+    assert_eq!(observations[0]["body"]["kind"], "served_model_mismatch");
+}
+on_both_stores!(a_stream_records_identity_first_and_completion_last);
+
+fn a_cut_stream_is_recorded_as_truncated(store: Store) {
+    let bench = bench(store);
+    let (status, headers, _) = chat(&bench.gateway, "openai-chat-cut", true);
+    assert_eq!(
+        status, 200,
+        "the identity was recorded and the stream had started"
+    );
+    let id = header(&headers, "ascribe-inference-id").to_owned();
+    let gateway = &bench.gateway;
+    assert!(gateway.wait_until(|| entries_about(gateway, &id)
+        .iter()
+        .any(|e| e["kind"] == "inference.completed")));
+    let completion = entries_about(gateway, &id).pop().expect("completion");
+    assert_eq!(completion["body"]["truncated"], true);
+    assert_eq!(completion["body"]["completed"], false);
+    assert!(completion["body"]["error"]
+        .as_str()
+        .is_some_and(|e| !e.is_empty()));
+}
+on_both_stores!(a_cut_stream_is_recorded_as_truncated);
+
+fn upstream_failures_are_recorded_with_their_status(store: Store) {
+    let bench = bench(store);
+    let gateway = &bench.gateway;
+    let cases = [
+        ("openai-rate-limited", 429, "upstream_error"),
+        ("garbage", 502, "upstream_error"),
+        ("slow", 504, "upstream_timeout"),
+    ];
+    for (model, status, outcome) in cases {
+        let (got, headers, body) = chat(gateway, model, false);
+        assert_eq!(
+            got.as_u16(),
+            status,
+            "{model}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let error: Value = serde_json::from_slice(&body).expect("an error body in OpenAI's shape");
+        assert!(error["error"]["message"].is_string(), "{model}: {error}");
+        let id = header(&headers, "ascribe-inference-id");
+        let record = &entries_about(gateway, id)[0]["body"];
+        assert_eq!(
+            (record["status"].as_u64(), record["outcome"].as_str()),
+            (Some(u64::from(status)), Some(outcome)),
+            "{model}"
+        );
+        assert_eq!(
+            record["served"]["model"],
+            Value::Null,
+            "{model}: never filled from the request"
+        );
+    }
+    let (_, headers, _) = chat(gateway, "openai-rate-limited", false);
+    assert_eq!(header(&headers, "retry-after"), "7");
+
+    let key = format!("{}", gateway.caller);
+    let body = json!({"model": "anthropic-overloaded", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]});
+    let (status, headers, body) = call(
+        gateway,
+        "/v1/messages",
+        &[("x-api-key", &key), ("anthropic-version", "2023-06-01")],
+        body,
+    );
+    assert_eq!(status.as_u16(), 529);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).expect("json")["error"]["type"],
+        "overloaded_error"
+    );
+    let record = &entries_about(gateway, header(&headers, "ascribe-inference-id"))[0]["body"];
+    assert_eq!(record["status"], 529);
+}
+on_both_stores!(upstream_failures_are_recorded_with_their_status);
+
+fn anthropic_messages_stream_through_the_x_api_key(store: Store) {
+    let bench = bench(store);
+    let gateway = &bench.gateway;
+    let body = json!({"model": "anthropic-messages", "stream": true, "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]});
+    let key = gateway.caller.clone();
+    let (status, headers, body) = call(
+        gateway,
+        "/v1/messages",
+        &[("x-api-key", &key), ("anthropic-version", "2023-06-01")],
+        body,
+    );
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("message_stop"));
+    let id = header(&headers, "ascribe-inference-id").to_owned();
+    assert!(gateway.wait_until(|| entries_about(gateway, &id)
+        .iter()
+        .any(|e| e["kind"] == "inference.completed")));
+    let entries = entries_about(gateway, &id);
+    assert_eq!(
+        entries[0]["body"]["served"]["model"],
+        "claude-sonnet-4-5-20250929"
+    );
+    assert_eq!(entries[0]["body"]["identity_match"], "match");
+    assert_eq!(
+        entries.last().expect("completion")["body"]["completed"],
+        true
+    );
+}
+on_both_stores!(anthropic_messages_stream_through_the_x_api_key);
+
+fn bad_requests_are_refused_in_the_dialects_shape_and_not_recorded(store: Store) {
+    let bench = bench(store);
+    let gateway = &bench.gateway;
+    let size = gateway.entries().len();
+    let bearer = format!("Bearer {}", gateway.caller);
+    let admin = format!("Bearer {}", gateway.admin);
+    let cases: [(&str, &[(&str, &str)], Value, u16); 5] = [
+        (
+            "/v1/chat/completions",
+            &[("authorization", &bearer)],
+            json!({"model": "nope", "messages": []}),
+            404,
+        ),
+        (
+            "/v1/chat/completions",
+            &[("authorization", &bearer)],
+            json!({"messages": []}),
+            400,
+        ),
+        (
+            "/v1/chat/completions",
+            &[],
+            json!({"model": "openai-chat"}),
+            401,
+        ),
+        (
+            "/v1/chat/completions",
+            &[("authorization", &admin)],
+            json!({"model": "openai-chat"}),
+            403,
+        ),
+        (
+            "/v1/messages",
+            &[("x-api-key", &gateway.caller)],
+            json!({"model": "openai-chat", "max_tokens": 1, "messages": []}),
+            400,
+        ),
+    ];
+    for (path, headers, body, status) in cases {
+        let (got, _, body) = call(gateway, path, headers, body);
+        assert_eq!(
+            got.as_u16(),
+            status,
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let error: Value = serde_json::from_slice(&body).expect("json error");
+        let message = if path == "/v1/messages" {
+            &error["error"]["message"]
+        } else {
+            &error["error"]["message"]
+        };
+        assert!(message.is_string(), "{error}");
+    }
+    assert_eq!(gateway.entries().len(), size, "nothing was recorded");
+}
+on_both_stores!(bad_requests_are_refused_in_the_dialects_shape_and_not_recorded);
+
+fn no_answer_leaves_when_the_ledger_cannot_record_it(store: Store) {
+    let bench = bench(store);
+    let gateway = &bench.gateway;
+    gateway.execute("DROP TABLE inferences");
+    let (status, headers, body) = chat(gateway, "openai-chat", false);
+    assert_eq!(status.as_u16(), 503);
+    assert!(
+        !String::from_utf8_lossy(&body).contains("gpt-4o-2024-08-06"),
+        "no answer released"
+    );
+    assert_eq!(header(&headers, "ascribe-inference-id"), "");
+}
+on_both_stores!(no_answer_leaves_when_the_ledger_cannot_record_it);
+
+fn rotating_between_two_calls_names_two_checkpoints(store: Store) {
+    let bench = bench(store);
+    let gateway = &bench.gateway;
+    let (_, first, _) = chat(gateway, "openai-chat", false);
+    let rotation = json!({"to": "openai-responses", "kind": "upgrade", "reason": "test"});
+    gateway.post_ok("/admin/v1/aliases/openai-chat/rotate", rotation, 200);
+    let (_, second, _) = chat(gateway, "openai-chat", false);
+    assert_eq!(header(&first, "ascribe-checkpoint"), "standin:openai-chat");
+    assert_eq!(
+        header(&second, "ascribe-checkpoint"),
+        "standin:openai-responses"
+    );
+}
+on_both_stores!(rotating_between_two_calls_names_two_checkpoints);
