@@ -159,11 +159,19 @@ fn alias_rotated(tx: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
     tx.execute(
         "UPDATE registry_alias_segments SET end_seq = $1, end_time = $2 WHERE alias = $3 \
          AND start_seq = (SELECT current_seq FROM registry_aliases WHERE name = $3)",
-        &[entry.seq.into(), entry.time.to_string().into(), text(body, "alias")],
+        &[
+            entry.seq.into(),
+            entry.time.to_string().into(),
+            text(body, "alias"),
+        ],
     )?;
     tx.execute(
         "UPDATE registry_aliases SET deployment = $1, current_seq = $2 WHERE name = $3",
-        &[text(&to, "deployment"), entry.seq.into(), text(body, "alias")],
+        &[
+            text(&to, "deployment"),
+            entry.seq.into(),
+            text(body, "alias"),
+        ],
     )?;
     let segment = NewSegment {
         deployment: text(&to, "deployment"),
