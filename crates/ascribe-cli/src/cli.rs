@@ -207,6 +207,10 @@ pub enum AliasCommand {
         /// On a served-model mismatch: `flag` (record, release; default) or `reject`.
         #[arg(long, default_value = "flag")]
         on_mismatch: String,
+        /// The model name answers carry: `served` (what the provider said; default) or
+        /// `requested` (the alias, for clients that break otherwise; the ledger keeps both).
+        #[arg(long, default_value = "served")]
+        answer_model: String,
         /// Who creates it.
         #[command(flatten)]
         actor: ActorArgs,

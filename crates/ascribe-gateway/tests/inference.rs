@@ -415,3 +415,36 @@ fn rotating_between_two_calls_names_two_checkpoints(store: Store) {
     );
 }
 on_both_stores!(rotating_between_two_calls_names_two_checkpoints);
+
+fn an_alias_may_answer_with_the_requested_name_while_the_record_keeps_the_served_one(store: Store) {
+    let bench = bench(store);
+    let gateway = &bench.gateway;
+    let alias = json!({"name": "pinned", "deployment": "openai-chat", "answer_model": "requested"});
+    gateway.post_ok("/admin/v1/aliases", alias, 201);
+
+    let (status, headers, body) = chat(gateway, "pinned", false);
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(answer["model"], "pinned");
+    assert_eq!(
+        answer["system_fingerprint"], "fp_898ac29719",
+        "the rest is unchanged"
+    );
+    let record = &entries_about(gateway, header(&headers, "ascribe-inference-id"))[0]["body"];
+    assert_eq!(record["served"]["model"], "gpt-4o-2024-08-06");
+
+    let (_, headers, body) = chat(gateway, "pinned", true);
+    let text = String::from_utf8(body).expect("utf-8");
+    assert!(text.contains(r#""model":"pinned""#), "{text}");
+    assert!(!text.contains("gpt-4o-mini-2024-07-18"), "{text}");
+    let id = header(&headers, "ascribe-inference-id").to_owned();
+    assert!(gateway.wait_until(|| entries_about(gateway, &id)
+        .iter()
+        .any(|e| e["kind"] == "inference.completed")));
+    let completion = entries_about(gateway, &id).pop().expect("completion");
+    assert_eq!(
+        completion["body"]["served"]["model"],
+        "gpt-4o-mini-2024-07-18"
+    );
+}
+on_both_stores!(an_alias_may_answer_with_the_requested_name_while_the_record_keeps_the_served_one);

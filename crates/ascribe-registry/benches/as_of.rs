@@ -146,6 +146,7 @@ fn setup(ledger: &mut Ledger) {
             deployment: "pool-0".into(),
             require_evidence: false,
             on_mismatch: MismatchPolicy::Flag,
+            answer_model: ascribe_registry::AnswerModel::Served,
         },
         "bench",
     ));

@@ -20,7 +20,8 @@ use crate::changes::{
     NewCheckpoint, NewDeployment, NewDocument, NewRotation,
 };
 use crate::model::{
-    Dialect, DocumentRef, DocumentRole, Evidence, MismatchPolicy, Retention, RotationKind,
+    AnswerModel, Dialect, DocumentRef, DocumentRole, Evidence, MismatchPolicy, Retention,
+    RotationKind,
 };
 use crate::queries;
 
@@ -99,6 +100,8 @@ pub struct AliasSpec {
     pub require_evidence: bool,
     /// `flag` (default) or `reject` (only at creation).
     pub on_mismatch: Option<String>,
+    /// `served` (default) or `requested`: the model name answers carry (only at creation).
+    pub answer_model: Option<String>,
     /// The kind of rotation when the alias exists and points elsewhere.
     pub rotation_kind: Option<String>,
     /// Why it rotates; falls back to the reason given to `ascribe apply`.
@@ -397,22 +400,34 @@ fn plan_alias(
         .unwrap_or("flag")
         .parse()
         .map_err(invalid)?;
+    let answer_model: AnswerModel = spec
+        .answer_model
+        .as_deref()
+        .unwrap_or("served")
+        .parse()
+        .map_err(invalid)?;
     let Some(existing) = queries::alias(backend, &spec.name)? else {
         changes.push(PlannedChange::CreateAlias(NewAlias {
             name: spec.name.clone(),
             deployment: spec.deployment.clone(),
             require_evidence: spec.require_evidence,
             on_mismatch,
+            answer_model,
         }));
         return Ok(());
     };
-    if existing.require_evidence != spec.require_evidence || existing.on_mismatch != on_mismatch {
+    let fixed_at_creation = (
+        existing.require_evidence,
+        existing.on_mismatch,
+        existing.answer_model,
+    );
+    if fixed_at_creation != (spec.require_evidence, on_mismatch, answer_model) {
         // LIMITATION: an alias's evidence rule and mismatch policy are fixed at creation; no
         // entry kind changes them yet, so the file must repeat the values it was created with.
         return Err(invalid(format!(
-            "alias `{}` was created with require_evidence = {} and on_mismatch = {}; these \
-             cannot be changed",
-            spec.name, existing.require_evidence, existing.on_mismatch
+            "alias `{}` was created with require_evidence = {}, on_mismatch = {} and \
+             answer_model = {}; these cannot be changed",
+            spec.name, existing.require_evidence, existing.on_mismatch, existing.answer_model
         )));
     }
     if existing.deployment == spec.deployment {

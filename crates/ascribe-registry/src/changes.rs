@@ -7,7 +7,7 @@
 //! | `document.stored` | `digest`, `name`, `size`, `role`, `media_type` |
 //! | `checkpoint.registered` | `id`, `kind`, `provider`, `snapshot`, `manifest`, `card`, `evaluation`, `lineage`, `note` |
 //! | `deployment.registered` | `name`, `checkpoint`, `dialect`, `base_url`, `upstream_model`, `expect_served`, `api_key_env`, `moving_name`, `retention` |
-//! | `alias.created` | `alias`, `deployment`, `checkpoint`, `require_evidence`, `on_mismatch` |
+//! | `alias.created` | `alias`, `deployment`, `checkpoint`, `require_evidence`, `on_mismatch`, `answer_model` |
 //! | `alias.rotated` | `alias`, `from` and `to` (each `deployment`, `checkpoint`), `kind`, `reason`, `evidence` |
 //!
 //! Deployments and checkpoints are never changed after registration: a new configuration is
@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::model::{
-    is_moving_name, CheckpointKind, Dialect, DocumentRef, DocumentRole, Evidence, MismatchPolicy,
-    Retention, RotationKind,
+    is_moving_name, AnswerModel, CheckpointKind, Dialect, DocumentRef, DocumentRole, Evidence,
+    MismatchPolicy, Retention, RotationKind,
 };
 use crate::queries;
 
@@ -341,6 +341,8 @@ pub struct NewAlias {
     pub require_evidence: bool,
     /// What the gateway does on a served-identity mismatch.
     pub on_mismatch: MismatchPolicy,
+    /// Which model name answers carry.
+    pub answer_model: AnswerModel,
 }
 
 /// The entry that creates an alias.
@@ -360,6 +362,7 @@ pub fn create_alias(alias: NewAlias, actor: &str) -> PendingEntry {
             "checkpoint": checkpoint,
             "require_evidence": alias.require_evidence,
             "on_mismatch": alias.on_mismatch.to_string(),
+            "answer_model": alias.answer_model.to_string(),
         }))
     })
 }

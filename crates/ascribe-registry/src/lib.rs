@@ -24,8 +24,8 @@ pub mod queries;
 mod schema;
 
 pub use model::{
-    AliasRecord, CheckpointKind, CheckpointRecord, DeploymentRecord, Dialect, DocumentRef,
-    DocumentRole, Evidence, MismatchPolicy, Retention, RotationKind, Segment,
+    AliasRecord, AnswerModel, CheckpointKind, CheckpointRecord, DeploymentRecord, Dialect,
+    DocumentRef, DocumentRole, Evidence, MismatchPolicy, Retention, RotationKind, Segment,
 };
 pub use projection::RegistryProjection;
 pub use schema::create_tables;

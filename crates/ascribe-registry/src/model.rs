@@ -56,6 +56,18 @@ pub enum MismatchPolicy {
     Reject,
 }
 
+/// Which model name the gateway puts in the answer's `model` field for an alias.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerModel {
+    /// What the provider said it served, unchanged.
+    #[default]
+    Served,
+    /// The name the caller asked for, for clients that break when it differs; the ledger
+    /// still records the served model.
+    Requested,
+}
+
 /// What the gateway keeps of request and response bodies for a deployment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -126,6 +138,10 @@ text_enum!(RotationKind, "rotation kind",
 text_enum!(MismatchPolicy, "mismatch policy",
     MismatchPolicy::Flag => "flag",
     MismatchPolicy::Reject => "reject",
+);
+text_enum!(AnswerModel, "answer model",
+    AnswerModel::Served => "served",
+    AnswerModel::Requested => "requested",
 );
 text_enum!(Retention, "retention", Retention::Digest => "digest", Retention::Full => "full");
 text_enum!(DocumentRole, "document role",
@@ -225,6 +241,8 @@ pub struct AliasRecord {
     pub require_evidence: bool,
     /// What the gateway does on a served-identity mismatch.
     pub on_mismatch: MismatchPolicy,
+    /// Which model name answers carry.
+    pub answer_model: AnswerModel,
     /// The `seq` of its `alias.created` entry.
     pub created_seq: u64,
     /// When it was created.

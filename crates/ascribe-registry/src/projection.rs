@@ -129,8 +129,8 @@ fn alias_created(tx: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
     let [seq, time, actor] = provenance(entry);
     tx.execute(
         "INSERT INTO registry_aliases (name, deployment, require_evidence, on_mismatch, \
-         current_seq, created_seq, created_at, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
+         current_seq, created_seq, created_at, created_by, answer_model) \
+         VALUES ($1, $2, $3, $4, $5, $5, $6, $7, COALESCE($8, 'served'))",
         &[
             text(body, "alias"),
             text(body, "deployment"),
@@ -139,6 +139,7 @@ fn alias_created(tx: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
             seq.clone(),
             time.clone(),
             actor.clone(),
+            text(body, "answer_model"),
         ],
     )?;
     let segment = NewSegment {

@@ -21,7 +21,7 @@ const SELECT_DEPLOYMENT: &str = "SELECT name, checkpoint, dialect, base_url, ups
     expect_served, api_key_env, moving_name, retention, registered_seq, registered_at, \
     registered_by FROM registry_deployments";
 const SELECT_ALIAS: &str = "SELECT name, deployment, require_evidence, on_mismatch, created_seq, \
-    created_at, created_by FROM registry_aliases";
+    created_at, created_by, answer_model FROM registry_aliases";
 const SELECT_SEGMENT: &str = "SELECT alias, start_time, end_time, deployment, checkpoint, kind, \
     actor, reason, evidence_json, start_seq FROM registry_alias_segments";
 
@@ -95,6 +95,7 @@ fn alias_record(row: &[SqlValue]) -> Result<AliasRecord, StoreError> {
         created_seq: row[4].count("created_seq")?,
         created_at: row[5].text("created_at")?.to_owned(),
         created_by: row[6].text("created_by")?.to_owned(),
+        answer_model: parse(&row[7], "answer_model")?,
     })
 }
 

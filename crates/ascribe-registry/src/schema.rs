@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS registry_aliases (
     deployment TEXT NOT NULL,
     require_evidence BIGINT NOT NULL,
     on_mismatch TEXT NOT NULL,
+    answer_model TEXT NOT NULL,
     current_seq BIGINT NOT NULL,
     created_seq BIGINT NOT NULL,
     created_at TEXT NOT NULL,

@@ -107,6 +107,7 @@ fn two_deployments(ledger: &mut Ledger, require_evidence: bool) {
         deployment: "may".into(),
         require_evidence,
         on_mismatch: MismatchPolicy::Flag,
+        answer_model: ascribe_registry::AnswerModel::Served,
     };
     append(ledger, create_alias(alias, "admin")).expect("alias");
 }
@@ -255,6 +256,7 @@ fn concurrent_rotations_are_serialised_and_none_is_lost() {
             deployment: "pool-0".into(),
             require_evidence: false,
             on_mismatch: MismatchPolicy::Flag,
+            answer_model: ascribe_registry::AnswerModel::Served,
         };
         append(&mut ledger, create_alias(alias, "admin")).expect("alias");
 

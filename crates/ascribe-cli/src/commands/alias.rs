@@ -22,6 +22,7 @@ pub fn run(context: &Context, command: AliasCommand) -> anyhow::Result<Outcome> 
             to,
             require_evidence,
             on_mismatch,
+            answer_model,
             actor: who,
             output,
         } => {
@@ -30,6 +31,7 @@ pub fn run(context: &Context, command: AliasCommand) -> anyhow::Result<Outcome> 
                 deployment: to,
                 require_evidence,
                 on_mismatch: on_mismatch.parse().map_err(anyhow::Error::msg)?,
+                answer_model: answer_model.parse().map_err(anyhow::Error::msg)?,
             };
             let mut ledger = context.ledger()?;
             let seq = write(&mut ledger, Vec::new(), create_alias(alias, &actor(&who)))?;

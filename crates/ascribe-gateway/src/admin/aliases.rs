@@ -22,6 +22,7 @@ pub(crate) struct AliasCreate {
     #[serde(default)]
     require_evidence: bool,
     on_mismatch: Option<String>,
+    answer_model: Option<String>,
 }
 
 /// `POST /admin/v1/aliases/{name}/rotate`.
@@ -91,6 +92,12 @@ pub(crate) async fn aliases_create(
         deployment: body.deployment,
         require_evidence: body.require_evidence,
         on_mismatch: on_mismatch.parse().map_err(ApiError::Invalid)?,
+        answer_model: body
+            .answer_model
+            .as_deref()
+            .unwrap_or("served")
+            .parse()
+            .map_err(ApiError::Invalid)?,
     };
     let change = create_alias(alias, admin.actor());
     let appended = append_change(&state, admin.actor(), Vec::new(), change).await?;

@@ -281,6 +281,10 @@ async fn whole_answer(
                 .recorded(&call.inference_id),
         );
     }
+    let body = match answer_model_rewrite(&call) {
+        Some(requested) if success => ascribe_dialects::rewrite_served_model(&body, requested),
+        _ => body,
+    };
     let mut response = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
         body,
@@ -293,6 +297,14 @@ async fn whole_answer(
         &["content-type", "retry-after"],
     );
     Ok(response)
+}
+
+/// The name to put in answers' `model` field instead of the served one, when the alias says
+/// so; the record keeps the served model either way.
+fn answer_model_rewrite(call: &Call) -> Option<&str> {
+    let alias = call.route.alias.as_ref()?;
+    (alias.answer_model == ascribe_registry::AnswerModel::Requested)
+        .then_some(call.requested_model.as_str())
 }
 
 /// Whether the alias called says a served-model mismatch is refused rather than flagged.

@@ -6,7 +6,7 @@
 //! and one ledger commit. The completion entry (digest, usage, finish, truncation) is
 //! written when the upstream ends, is cut, or the caller goes away.
 
-use ascribe_dialects::{classify, ErrorKind, StreamObserver};
+use ascribe_dialects::{classify, ErrorKind, ServedModelRewriter, StreamObserver};
 use ascribe_inference::{CompletionRecord, Timings};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -116,35 +116,39 @@ fn start_relay(
     let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(RELAY_BUFFER);
     let state = state.clone();
     let timeout = state.config().upstream_timeout;
+    let mut caller_side = CallerSide {
+        sender,
+        rewriter: super::answer_model_rewrite(&call)
+            .map(|requested| ServedModelRewriter::new(call.api, requested)),
+        gone: false,
+    };
     tokio::spawn(async move {
         let mut cut = None;
-        let mut caller_gone = false;
         for chunk in held {
-            caller_gone |= sender.send(Ok(chunk)).await.is_err();
+            caller_side.send(chunk).await;
         }
         match ended {
             Some(failure) => cut = failure.map(|failure| failure.describe()),
             None => loop {
-                if caller_gone {
+                if caller_side.gone {
                     cut = Some("the caller disconnected before the stream ended".to_owned());
                     break;
                 }
                 match upstream::next_chunk(&mut chunks, timeout).await {
                     Ok(Some(chunk)) => {
                         observer.feed(&chunk);
-                        caller_gone = sender.send(Ok(chunk)).await.is_err();
+                        caller_side.send(chunk).await;
                     }
                     Ok(None) => break,
                     Err(failure) => {
                         cut = Some(failure.describe());
-                        let error = std::io::Error::other("upstream stream was cut");
-                        let _ = sender.send(Err(error)).await;
+                        caller_side.fail().await;
                         break;
                     }
                 }
             },
         }
-        drop(sender);
+        caller_side.finish().await;
         complete(&state, &call, observer, cut).await;
     });
 
@@ -159,6 +163,44 @@ fn start_relay(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
+}
+
+/// The caller's end of a relay: the channel to its connection and, where the alias asks
+/// for it, the rewriter that puts the requested name in each event's `model`.
+struct CallerSide {
+    sender: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    rewriter: Option<ServedModelRewriter>,
+    /// Set once the caller's connection is gone; nothing more is sent.
+    gone: bool,
+}
+
+impl CallerSide {
+    async fn send(&mut self, chunk: Bytes) {
+        let chunk = match &mut self.rewriter {
+            Some(rewriter) => Bytes::from(rewriter.feed(&chunk)),
+            None => chunk,
+        };
+        if !self.gone && !chunk.is_empty() {
+            self.gone = self.sender.send(Ok(chunk)).await.is_err();
+        }
+    }
+
+    /// Ends the caller's body with an error, so its client sees a cut stream as cut.
+    async fn fail(&mut self) {
+        let error = std::io::Error::other("upstream stream was cut");
+        let _ = self.sender.send(Err(error)).await;
+        self.rewriter = None;
+    }
+
+    /// Sends what the rewriter still holds; dropping `self` then ends the caller's body.
+    async fn finish(mut self) {
+        if let Some(rewriter) = self.rewriter.take() {
+            let rest = Bytes::from(rewriter.finish());
+            if !self.gone && !rest.is_empty() {
+                let _ = self.sender.send(Ok(rest)).await;
+            }
+        }
+    }
 }
 
 /// A stream of what the relay task sends.

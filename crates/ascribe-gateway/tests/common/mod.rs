@@ -3,6 +3,8 @@
 //! Keys are made before the gateway starts, through a ledger of their own: `release-bot`
 //! (admin), `app` (caller), `auditor` (auditor) and `old-admin` (admin, revoked).
 
+#![allow(dead_code)] // Each test file uses a different part of these helpers.
+
 use ascribe_access::{create_key, new_token, revoke_key, Role};
 use ascribe_gateway::AppState;
 use ascribe_ledger::NoteSigner;
