@@ -448,3 +448,55 @@ fn an_alias_may_answer_with_the_requested_name_while_the_record_keeps_the_served
     );
 }
 on_both_stores!(an_alias_may_answer_with_the_requested_name_while_the_record_keeps_the_served_one);
+
+fn full_retention_keeps_request_and_response_bodies_by_digest(store: Store) {
+    let bench = bench(store);
+    let gateway = &bench.gateway;
+    let deployment = json!({
+        "name": "kept", "checkpoint": "standin:openai-chat", "dialect": "openai-compatible",
+        "base_url": bench._upstream.base_url(), "upstream_model": "openai-chat",
+        "expect_served": "gpt-4o-2024-08-06", "retention": "full",
+    });
+    gateway.post_ok("/admin/v1/deployments", deployment, 201);
+    gateway.post_ok(
+        "/admin/v1/aliases",
+        json!({"name": "kept", "deployment": "kept"}),
+        201,
+    );
+
+    let mut backend = ascribe_store::open_backend(&gateway.location, false).expect("opens");
+    let (_, headers, body) = chat(gateway, "kept", false);
+    let record = &entries_about(gateway, header(&headers, "ascribe-inference-id"))[0]["body"];
+    let response = record["retained"]["response"]
+        .as_str()
+        .expect("response kept");
+    let kept = ascribe_inference::queries::payload(backend.as_mut(), response).expect("reads");
+    assert_eq!(kept.as_deref(), Some(body.as_slice()));
+    let request = record["retained"]["request"]
+        .as_str()
+        .expect("request kept");
+    let kept = ascribe_inference::queries::payload(backend.as_mut(), request).expect("reads");
+    let kept: Value = serde_json::from_slice(&kept.expect("request")).expect("json");
+    assert_eq!(kept["model"], "kept", "the caller's request, as sent");
+
+    let (_, headers, body) = chat(gateway, "kept", true);
+    let id = header(&headers, "ascribe-inference-id").to_owned();
+    assert!(gateway.wait_until(|| entries_about(gateway, &id)
+        .iter()
+        .any(|e| e["kind"] == "inference.completed")));
+    let completion = entries_about(gateway, &id).pop().expect("completion");
+    let digest = completion["body"]["retained_response"]
+        .as_str()
+        .expect("stream kept");
+    let kept = ascribe_inference::queries::payload(backend.as_mut(), digest).expect("reads");
+    assert_eq!(kept.as_deref(), Some(body.as_slice()));
+
+    let (_, headers, _) = chat(gateway, "openai-chat", false);
+    let record = &entries_about(gateway, header(&headers, "ascribe-inference-id"))[0]["body"];
+    assert_eq!(
+        record["retained"],
+        Value::Null,
+        "digest retention keeps no body"
+    );
+}
+on_both_stores!(full_retention_keeps_request_and_response_bodies_by_digest);

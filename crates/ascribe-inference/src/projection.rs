@@ -41,6 +41,14 @@ CREATE TABLE IF NOT EXISTS inference_observations (
 );
 CREATE INDEX IF NOT EXISTS inference_observations_inference
     ON inference_observations (inference_id);
+CREATE TABLE IF NOT EXISTS inference_payloads (
+    digest TEXT PRIMARY KEY,
+    content_base64 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS inference_payloads (
+    digest TEXT PRIMARY KEY,
+    content_base64 TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS checkpoint_fingerprints (
     checkpoint TEXT NOT NULL,
     fingerprint TEXT NOT NULL,

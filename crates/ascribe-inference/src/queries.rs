@@ -117,6 +117,24 @@ fn view(tx: &mut dyn Tx, seq: u64) -> Result<InferenceView, StoreError> {
     })
 }
 
+/// A kept request or response body, by its `sha256:<hex>` digest.
+pub fn payload(backend: &mut dyn Backend, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    use base64::Engine as _;
+    read(backend, |tx| {
+        let sql = "SELECT content_base64 FROM inference_payloads WHERE digest = $1";
+        let Some(row) = tx.query_row(sql, &[digest.into()])? else {
+            return Ok(None);
+        };
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(row[0].text("content_base64")?)
+            .map_err(|error| StoreError::Column {
+                column: "inference_payloads.content_base64".into(),
+                problem: error.to_string(),
+            })?;
+        Ok(Some(decoded))
+    })
+}
+
 /// The entry at `seq`, parsed from its canonical bytes, and its stored leaf hash.
 pub fn entry_at(tx: &mut dyn Tx, seq: u64) -> Result<(Entry, Hash), StoreError> {
     let sql = "SELECT entry, leaf_hash FROM ledger_entries WHERE seq = $1";

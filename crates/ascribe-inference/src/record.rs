@@ -3,6 +3,7 @@
 use ascribe_store::{PendingEntry, Rejection};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::Digest as _;
 
 /// Entry kind of an inference, written before its answer is released.
 pub const INFERENCE_RECORDED: &str = "inference.recorded";
@@ -105,6 +106,37 @@ impl InferenceRecord {
             serde_json::to_value(self)?,
         ))
     }
+
+    /// The entry recording this inference, storing `payloads` (request and response bodies)
+    /// content-addressed in the same transaction, for deployments whose retention is `full`.
+    pub fn into_entry_with_payloads(
+        self,
+        payloads: Vec<Vec<u8>>,
+    ) -> Result<PendingEntry, serde_json::Error> {
+        let body = serde_json::to_value(self)?;
+        Ok(with_payloads(INFERENCE_RECORDED, body, payloads))
+    }
+}
+
+/// `sha256:<hex>` of a payload: the key it is stored under.
+pub fn payload_digest(payload: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(payload)))
+}
+
+/// A gateway entry whose check first stores `payloads` content-addressed.
+fn with_payloads(kind: &'static str, body: Value, payloads: Vec<Vec<u8>>) -> PendingEntry {
+    use base64::Engine as _;
+    PendingEntry::checked(kind, "gateway", move |tx| {
+        for payload in &payloads {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(payload);
+            tx.execute(
+                "INSERT INTO inference_payloads (digest, content_base64) VALUES ($1, $2) \
+                 ON CONFLICT (digest) DO NOTHING",
+                &[payload_digest(payload).into(), encoded.into()],
+            )?;
+        }
+        Ok(body.clone())
+    })
 }
 
 /// The body of an `inference.completed` entry: how a streamed answer ended.
@@ -128,6 +160,8 @@ pub struct CompletionRecord {
     pub finish_reason: Option<String>,
     /// An error event inside the stream, or why it was cut.
     pub error: Option<String>,
+    /// `sha256:<hex>` under which the streamed body was kept (retention `full`).
+    pub retained_response: Option<String>,
 }
 
 impl CompletionRecord {
@@ -138,6 +172,12 @@ impl CompletionRecord {
             "gateway",
             serde_json::to_value(self)?,
         ))
+    }
+
+    /// The entry recording the end of the stream and storing its body content-addressed.
+    pub fn into_entry_with_payload(self, body: Vec<u8>) -> Result<PendingEntry, serde_json::Error> {
+        let record = serde_json::to_value(self)?;
+        Ok(with_payloads(INFERENCE_COMPLETED, record, vec![body]))
     }
 }
 

@@ -109,6 +109,7 @@ fn records_completions_and_new_fingerprints_are_read_back() {
         usage: None,
         finish_reason: None,
         error: Some("upstream closed the stream before its terminal event".into()),
+        retained_response: None,
     };
     ledger
         .append_batch(&[completion.into_entry().expect("entry")])

@@ -120,6 +120,8 @@ async fn call(
         )
     })?;
 
+    let full_retention = route.deployment.retention == ascribe_registry::Retention::Full;
+    let retained_request = full_retention.then(|| body.to_vec());
     let call = Call {
         inference_id: new_inference_id(),
         api,
@@ -130,6 +132,7 @@ async fn call(
         request_sha256: hex::encode(Sha256::digest(body)),
         route,
         started: Instant::now(),
+        retained_request,
     };
     let upstream_body = request.upstream_body(&call.route.deployment.upstream_model);
     match upstream::send(state, &target, upstream_body).await {
@@ -180,12 +183,13 @@ async fn record_failure(
         usage: None,
         error: Some(failure.describe()),
         upstream_ms: None,
+        response_body: None,
     };
     let served = ServedIdentity::default();
     let verdict = Verdict::nothing_served();
-    let record = call.record(&served, &verdict, outcome);
+    let recording = call.record(&served, &verdict, outcome);
     tracing::warn!(inference_id = %call.inference_id, failure = %failure.describe(), "upstream failed");
-    match call.write(state, record, &served, &verdict).await {
+    match call.write(state, recording, &served, &verdict).await {
         Ok(_) => {
             InferenceError::new(call.api, kind, failure.describe()).recorded(&call.inference_id)
         }
@@ -259,9 +263,10 @@ async fn whole_answer(
         usage,
         error,
         upstream_ms: Some(timings),
+        response_body: call.retained_request.is_some().then(|| body.clone()),
     };
-    let record = call.record(&served, &verdict, outcome);
-    let recorded = call.write(state, record, &served, &verdict).await?;
+    let recording = call.record(&served, &verdict, outcome);
+    let recorded = call.write(state, recording, &served, &verdict).await?;
 
     if is_json.is_none() {
         let message = "the upstream sent an answer the gateway cannot read";

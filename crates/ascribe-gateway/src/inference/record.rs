@@ -3,7 +3,9 @@
 use std::time::Instant;
 
 use ascribe_dialects::{Api, IdentityMatch, MismatchKind, ServedIdentity};
-use ascribe_inference::{InferenceRecord, Observation, Receipt, Timings, UpstreamCall};
+use ascribe_inference::{
+    payload_digest, InferenceRecord, Observation, Receipt, Retained, Timings, UpstreamCall,
+};
 use ascribe_ledger::Hash;
 use axum::http::{HeaderMap, HeaderValue};
 use serde_json::Value;
@@ -32,6 +34,8 @@ pub(crate) struct Call {
     pub(crate) stream: bool,
     /// When the upstream request was sent.
     pub(crate) started: Instant,
+    /// The caller's request body, kept when the deployment's retention is `full`.
+    pub(crate) retained_request: Option<Vec<u8>>,
 }
 
 /// How the served identity compares with the deployment's expectation, as recorded.
@@ -92,6 +96,14 @@ pub(crate) struct Outcome {
     pub(crate) error: Option<String>,
     /// Milliseconds to the upstream's headers and to its last byte.
     pub(crate) upstream_ms: Option<Timings>,
+    /// The upstream's whole body, kept with the record when retention is `full`.
+    pub(crate) response_body: Option<Vec<u8>>,
+}
+
+/// An inference record and the bodies to keep with it.
+pub(crate) struct Recording {
+    record: InferenceRecord,
+    payloads: Vec<Vec<u8>>,
 }
 
 /// A durable inference entry and the receipt over it.
@@ -107,9 +119,10 @@ impl Call {
         served: &ServedIdentity,
         verdict: &Verdict,
         outcome: Outcome,
-    ) -> InferenceRecord {
+    ) -> Recording {
         let deployment = &self.route.deployment;
-        InferenceRecord {
+        let response_body = outcome.response_body;
+        let record = InferenceRecord {
             inference_id: self.inference_id.clone(),
             api: api_name(self.api).to_owned(),
             caller: self.caller.clone(),
@@ -135,8 +148,19 @@ impl Call {
             usage: outcome.usage,
             error: outcome.error,
             upstream_ms: outcome.upstream_ms,
-            retained: None,
-        }
+            retained: self.retained_request.as_deref().map(|request| Retained {
+                request: payload_digest(request),
+                response: response_body.as_deref().map(payload_digest),
+            }),
+        };
+        let payloads = match &self.retained_request {
+            Some(request) => [Some(request.clone()), response_body]
+                .into_iter()
+                .flatten()
+                .collect(),
+            None => Vec::new(),
+        };
+        Recording { record, payloads }
     }
 
     /// Observations the served identity calls for: a mismatch, and a fingerprint the ledger
@@ -168,12 +192,17 @@ impl Call {
     pub(crate) async fn write(
         &self,
         state: &AppState,
-        record: InferenceRecord,
+        recording: Recording,
         served: &ServedIdentity,
         verdict: &Verdict,
     ) -> Result<Recorded, InferenceError> {
         let unrecorded = || InferenceError::unrecorded(self.api);
-        let mut entries = vec![record.into_entry().map_err(|_| unrecorded())?];
+        let Recording { record, payloads } = recording;
+        let entry = match payloads.is_empty() {
+            true => record.into_entry(),
+            false => record.into_entry_with_payloads(payloads),
+        };
+        let mut entries = vec![entry.map_err(|_| unrecorded())?];
         for observation in self.observations(served, verdict) {
             let entry = match observation.kind.as_str() {
                 "new_system_fingerprint" => observation.into_new_fingerprint_entry(),

@@ -7,7 +7,7 @@
 //! written when the upstream ends, is cut, or the caller goes away.
 
 use ascribe_dialects::{classify, ErrorKind, ServedModelRewriter, StreamObserver};
-use ascribe_inference::{CompletionRecord, Timings};
+use ascribe_inference::{payload_digest, CompletionRecord, Timings};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -79,13 +79,14 @@ pub(crate) async fn relay(
             first_byte,
             total: None,
         }),
+        response_body: None,
     };
-    let record = call.record(&served, &verdict, outcome);
-    let recorded = call.write(state, record, &served, &verdict).await?;
+    let recording = call.record(&served, &verdict, outcome);
+    let recorded = call.write(state, recording, &served, &verdict).await?;
 
     if rejected {
         let reason = "the caller was given an error: served model rejected by policy";
-        complete(state, &call, observer, Some(reason.to_owned())).await;
+        complete(state, &call, observer, Some(reason.to_owned()), None).await;
         let message = format!(
             "the deployment served `{}` where `{}` was expected, and this alias rejects a mismatch",
             served.model.as_deref().unwrap_or("?"),
@@ -122,9 +123,14 @@ fn start_relay(
             .map(|requested| ServedModelRewriter::new(call.api, requested)),
         gone: false,
     };
+    let mut kept = Kept::new(
+        call.retained_request.is_some(),
+        state.config().max_upstream_body,
+    );
     tokio::spawn(async move {
         let mut cut = None;
         for chunk in held {
+            kept.add(&chunk);
             caller_side.send(chunk).await;
         }
         match ended {
@@ -137,6 +143,7 @@ fn start_relay(
                 match upstream::next_chunk(&mut chunks, timeout).await {
                     Ok(Some(chunk)) => {
                         observer.feed(&chunk);
+                        kept.add(&chunk);
                         caller_side.send(chunk).await;
                     }
                     Ok(None) => break,
@@ -149,7 +156,7 @@ fn start_relay(
             },
         }
         caller_side.finish().await;
-        complete(&state, &call, observer, cut).await;
+        complete(&state, &call, observer, cut, kept.body).await;
     });
 
     let body = Body::from_stream(tokio_stream_of(receiver));
@@ -163,6 +170,39 @@ fn start_relay(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
+}
+
+/// The streamed body, kept for deployments whose retention is `full`, up to the gateway's
+/// body limit; a longer stream is recorded by digest only.
+struct Kept {
+    body: Option<Vec<u8>>,
+    limit: usize,
+}
+
+impl Kept {
+    fn new(retain: bool, limit: usize) -> Kept {
+        Kept {
+            body: retain.then(Vec::new),
+            limit,
+        }
+    }
+
+    fn add(&mut self, chunk: &[u8]) {
+        let over = self
+            .body
+            .as_ref()
+            .is_some_and(|body| body.len() + chunk.len() > self.limit);
+        if over {
+            tracing::warn!(
+                limit = self.limit,
+                "streamed body too long to keep; digest only"
+            );
+            self.body = None;
+        }
+        if let Some(body) = &mut self.body {
+            body.extend_from_slice(chunk);
+        }
+    }
 }
 
 /// The caller's end of a relay: the channel to its connection and, where the alias asks
@@ -214,7 +254,13 @@ fn tokio_stream_of(
 }
 
 /// Appends the `inference.completed` entry: how the stream ended, what it carried.
-async fn complete(state: &AppState, call: &Call, observer: StreamObserver, cut: Option<String>) {
+async fn complete(
+    state: &AppState,
+    call: &Call,
+    observer: StreamObserver,
+    cut: Option<String>,
+    kept: Option<Vec<u8>>,
+) {
     let outcome = observer.finish();
     let truncated = !outcome.completed;
     let error = outcome
@@ -232,8 +278,13 @@ async fn complete(state: &AppState, call: &Call, observer: StreamObserver, cut: 
         usage: outcome.usage,
         finish_reason: outcome.finish_reason,
         error,
+        retained_response: kept.as_deref().map(payload_digest),
     };
-    let entry = match record.into_entry() {
+    let entry = match kept {
+        Some(body) => record.into_entry_with_payload(body),
+        None => record.into_entry(),
+    };
+    let entry = match entry {
         Ok(entry) => entry,
         Err(error) => {
             tracing::error!(inference_id = %call.inference_id, %error, "completion not encodable");
