@@ -14,12 +14,17 @@
 //! | `garbage` | a 200 whose body is not JSON |
 //! | `slow` | headers only after [`SLOW_FIRST_BYTE`] |
 //! | anything else | 404 in OpenAI's shape |
+//!
+//! Azure OpenAI's path, `/openai/deployments/{deployment}/chat/completions`, answers Azure's
+//! recorded chat (or stream, with its identity-less first chunk) and identity headers when
+//! the request carries an `api-key` header and an `api-version` query, else a 401.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -46,6 +51,8 @@ const OPENAI_RATE_LIMITED: &str = fixture!("openai-error-429.json");
 const ANTHROPIC_MESSAGES: &str = fixture!("anthropic-messages.json");
 const ANTHROPIC_MESSAGES_STREAM: &str = fixture!("anthropic-messages-stream.sse");
 const ANTHROPIC_OVERLOADED: &str = fixture!("anthropic-error-529.json");
+const AZURE_CHAT: &str = fixture!("azure-openai-chat.json");
+const AZURE_CHAT_STREAM: &str = fixture!("azure-openai-chat-stream.sse");
 const EMBEDDINGS: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-0.5]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":2,"total_tokens":2}}"#;
 
 /// A running stand-in upstream; it stops when dropped.
@@ -67,12 +74,21 @@ impl StandInUpstream {
             .route("/v1/chat/completions", post(answer))
             .route("/v1/responses", post(answer))
             .route("/v1/embeddings", post(answer))
-            .route("/v1/messages", post(answer));
+            .route("/v1/messages", post(answer))
+            .route(
+                "/openai/deployments/{deployment}/chat/completions",
+                post(azure),
+            );
         runtime.spawn(async move { axum::serve(listener, app).await });
         Ok(StandInUpstream {
             address,
             _runtime: runtime,
         })
+    }
+
+    /// The root URL, which Azure deployments point at: `http://127.0.0.1:PORT`.
+    pub fn root_url(&self) -> String {
+        format!("http://{}", self.address)
     }
 
     /// The base URL deployments point at: `http://127.0.0.1:PORT/v1`.
@@ -112,6 +128,36 @@ async fn answer(body: Bytes) -> Response {
             r#"{"error":{"message":"no such model","type":"invalid_request_error","param":"model","code":"model_not_found"}}"#,
         ),
     }
+}
+
+async fn azure(
+    Path(deployment): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let has_version = uri
+        .query()
+        .is_some_and(|query| query.contains("api-version="));
+    if headers.get("api-key").is_none() || !has_version {
+        let error = r#"{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint."}}"#;
+        return json(401, error);
+    }
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut response = match request["stream"].as_bool() {
+        Some(true) => sse(AZURE_CHAT_STREAM, false),
+        _ => json(200, AZURE_CHAT),
+    };
+    let identity_headers = response.headers_mut();
+    if let Ok(name) = HeaderValue::from_str(&deployment) {
+        identity_headers.insert("x-ms-deployment-name", name);
+    }
+    identity_headers.insert("x-ms-region", HeaderValue::from_static("East US 2"));
+    identity_headers.insert(
+        "azureml-model-session",
+        HeaderValue::from_static("v20250225-1-161802030"),
+    );
+    response
 }
 
 fn json(status: u16, body: &'static str) -> Response {

@@ -500,3 +500,47 @@ fn full_retention_keeps_request_and_response_bodies_by_digest(store: Store) {
     );
 }
 on_both_stores!(full_retention_keeps_request_and_response_bodies_by_digest);
+
+fn azure_deployments_are_called_by_deployment_name_with_an_api_key(store: Store) {
+    let bench = bench(store);
+    let gateway = &bench.gateway;
+    std::env::set_var("ASCRIBE_TEST_STANDIN_AZURE_KEY", "azure-standin-key");
+    gateway.post_ok(
+        "/admin/v1/checkpoints",
+        json!({"provider": "azure", "snapshot": "gpt-4o-2024-11-20"}),
+        201,
+    );
+    let deployment = json!({
+        "name": "azure-east", "checkpoint": "azure:gpt-4o-2024-11-20", "dialect": "azure-openai",
+        "base_url": format!("{}?api-version=2024-10-21", bench._upstream.root_url()),
+        "upstream_model": "gpt-4o-2024-11-20", "api_key_env": "ASCRIBE_TEST_STANDIN_AZURE_KEY",
+    });
+    gateway.post_ok("/admin/v1/deployments", deployment, 201);
+    gateway.post_ok(
+        "/admin/v1/aliases",
+        json!({"name": "azure", "deployment": "azure-east"}),
+        201,
+    );
+
+    let (status, headers, body) = chat(gateway, "azure", false);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let record = &entries_about(gateway, header(&headers, "ascribe-inference-id"))[0]["body"];
+    assert_eq!(record["served"]["model"], "gpt-4o-2024-11-20");
+    assert_eq!(
+        record["served"]["headers"]["x-ms-deployment-name"],
+        "gpt-4o-2024-11-20"
+    );
+    assert_eq!(record["served"]["headers"]["x-ms-region"], "East US 2");
+    assert_eq!(record["identity_match"], "match");
+
+    let (status, headers, _) = chat(gateway, "azure", true);
+    assert_eq!(status, 200);
+    let id = header(&headers, "ascribe-inference-id").to_owned();
+    let record = &entries_about(gateway, &id)[0]["body"];
+    // The recorded stream came from a deployment serving the August snapshot; its first
+    // chunk (prompt filter results) names no model, the second does.
+    assert_eq!(record["served"]["model"], "gpt-4o-2024-08-06");
+    assert_eq!(record["identity_match"], "mismatch");
+    assert_eq!(record["mismatch_kind"], "newer_snapshot");
+}
+on_both_stores!(azure_deployments_are_called_by_deployment_name_with_an_api_key);

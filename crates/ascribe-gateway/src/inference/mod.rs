@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use ascribe_dialects::{
     classify, identity_from_response, parse_request, upstream_target, Api, ErrorKind,
-    ServedIdentity,
+    ServedIdentity, Upstream,
 };
 use ascribe_inference::{new_inference_id, Timings};
 use axum::body::Bytes;
@@ -100,13 +100,20 @@ async fn call(
 
     let deployment = &route.deployment;
     let api_key = provider_key(api, deployment.api_key_env.as_deref())?;
-    let api_version = headers
-        .get("anthropic-version")
-        .and_then(|value| value.to_str().ok());
+    let (base_url, api_version) = match route.upstream {
+        Upstream::AzureOpenai => azure_base_and_version(&deployment.base_url),
+        Upstream::Anthropic => {
+            let version = headers
+                .get("anthropic-version")
+                .and_then(|value| value.to_str().ok());
+            (deployment.base_url.as_str(), version)
+        }
+        _ => (deployment.base_url.as_str(), None),
+    };
     let target = upstream_target(
         api,
         route.upstream,
-        &deployment.base_url,
+        base_url,
         &deployment.upstream_model,
         api_key.as_deref(),
         api_version,
@@ -142,6 +149,21 @@ async fn call(
         }
         Ok(response) => whole_answer(state, call, response).await,
     }
+}
+
+/// Azure's API version used when a deployment's base URL names none.
+const AZURE_API_VERSION: &str = "2024-10-21";
+
+/// An Azure deployment's base URL is the resource root, optionally with
+/// `?api-version=...`; returns the root and the version to call.
+fn azure_base_and_version(base_url: &str) -> (&str, Option<&str>) {
+    let (root, query) = base_url.split_once('?').unwrap_or((base_url, ""));
+    let version = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("api-version="))
+        .filter(|version| !version.is_empty())
+        .unwrap_or(AZURE_API_VERSION);
+    (root, Some(version))
 }
 
 /// The provider key from the gateway's environment; callers never send one.
