@@ -281,7 +281,7 @@ fn upstream_failures_are_recorded_with_their_status(store: Store) {
     let (_, headers, _) = chat(gateway, "openai-rate-limited", false);
     assert_eq!(header(&headers, "retry-after"), "7");
 
-    let key = format!("{}", gateway.caller);
+    let key = gateway.caller.clone();
     let body = json!({"model": "anthropic-overloaded", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]});
     let (status, headers, body) = call(
         gateway,
@@ -329,13 +329,16 @@ fn anthropic_messages_stream_through_the_x_api_key(store: Store) {
 }
 on_both_stores!(anthropic_messages_stream_through_the_x_api_key);
 
+/// A path, its headers, a body, and the status it must get.
+type RefusedCase<'a> = (&'a str, &'a [(&'a str, &'a str)], Value, u16);
+
 fn bad_requests_are_refused_in_the_dialects_shape_and_not_recorded(store: Store) {
     let bench = bench(store);
     let gateway = &bench.gateway;
     let size = gateway.entries().len();
     let bearer = format!("Bearer {}", gateway.caller);
     let admin = format!("Bearer {}", gateway.admin);
-    let cases: [(&str, &[(&str, &str)], Value, u16); 5] = [
+    let cases: [RefusedCase; 5] = [
         (
             "/v1/chat/completions",
             &[("authorization", &bearer)],
@@ -376,12 +379,15 @@ fn bad_requests_are_refused_in_the_dialects_shape_and_not_recorded(store: Store)
             String::from_utf8_lossy(&body)
         );
         let error: Value = serde_json::from_slice(&body).expect("json error");
-        let message = if path == "/v1/messages" {
-            &error["error"]["message"]
+        assert!(error["error"]["message"].is_string(), "{error}");
+        if path == "/v1/messages" {
+            assert_eq!(error["type"], "error", "Anthropic's shape: {error}");
         } else {
-            &error["error"]["message"]
-        };
-        assert!(message.is_string(), "{error}");
+            assert!(
+                error["error"]["type"].is_string(),
+                "OpenAI's shape: {error}"
+            );
+        }
     }
     assert_eq!(gateway.entries().len(), size, "nothing was recorded");
 }
