@@ -65,6 +65,8 @@ pub enum Command {
     /// Answer an auditor's questions.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Send an inference's kept request to the deployment that answered it, and compare.
+    Replay(ReplayArgs),
     /// Check receipts handed out with answers.
     #[command(subcommand)]
     Receipt(ReceiptCommand),
@@ -463,6 +465,22 @@ mod tests {
             .expect("valid");
         assert_eq!(cli.location.db.as_deref(), Some("sqlite://x.db"));
     }
+}
+
+/// Flags of `ascribe replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The inference id (`Ascribe-Inference-Id`).
+    pub id: String,
+    /// Give up on the upstream after SECONDS. Default: 120.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Record ACTOR as who asked for the replay. Default: `cli:<login name>`.
+    #[command(flatten)]
+    pub actor: ActorArgs,
+    /// Output format.
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `ascribe receipt ...`.

@@ -226,3 +226,117 @@ fn serve_on_sqlite_records_changes_and_stops_cleanly() {
 fn serve_on_postgres_records_changes_and_stops_cleanly() {
     serve_then_stop(ascribe_store::testing::fresh_postgres_schema());
 }
+
+/// `ascribe replay` sends a kept request to the deployment that answered it: the stand-in
+/// answers the same way, so the replay reproduces; once that deployment is gone, the replay
+/// says so and calls nothing else.
+#[test]
+fn replay_reproduces_against_the_same_deployment_and_says_when_it_is_gone() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let ascribe = Ascribe {
+        home: home.path(),
+        db: "sqlite://ledger.db".to_owned(),
+    };
+    let upstream = ascribe_gateway::testing::StandInUpstream::start().expect("stand-in");
+    ascribe.ok(&["init", "--json"]);
+    let key = ascribe.ok(&[
+        "key",
+        "create",
+        "risk-service",
+        "--role",
+        "caller",
+        "--json",
+    ]);
+    let token = key["token"].as_str().expect("token").to_owned();
+    ascribe.ok(&[
+        "checkpoint",
+        "register",
+        "--provider",
+        "standin",
+        "--snapshot",
+        "openai-chat",
+    ]);
+    let base_url = upstream.base_url();
+    ascribe.ok(&[
+        "deployment",
+        "register",
+        "kept",
+        "--checkpoint",
+        "standin:openai-chat",
+        "--dialect",
+        "openai-compatible",
+        "--base-url",
+        &base_url,
+        "--upstream-model",
+        "openai-chat",
+        "--expect-served",
+        "gpt-4o-2024-08-06",
+        "--retention",
+        "full",
+    ]);
+    ascribe.ok(&["alias", "create", "v1", "--to", "kept"]);
+
+    let client = Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let mut server = Server::start(&ascribe);
+    server.wait_until_ready(&client);
+    let body = json!({"model": "v1", "messages": [{"role": "user", "content": "hi"}]});
+    let response = client
+        .post(format!("{}/v1/chat/completions", server.base))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .expect("answered");
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["ascribe-inference-id"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    assert!(server.terminate().success(), "{}", server.log());
+
+    let report = ascribe.ok(&["replay", &id, "--json"]);
+    assert_eq!(report["verdict"], "reproduced", "{report}");
+    assert_eq!(report["replay_served_model"], "gpt-4o-2024-08-06");
+    assert_eq!(
+        report["original_output_sha256"],
+        report["replay_output_sha256"]
+    );
+
+    drop(upstream);
+    let output = ascribe
+        .command(&["replay", &id, "--json"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(report["verdict"], "not_deployed");
+    assert!(report["error"]
+        .as_str()
+        .is_some_and(|error| error.contains("no longer deployed")));
+
+    let verified = ascribe.ok(&["verify", "--json"]);
+    assert_eq!(verified["ok"], true, "{verified}");
+    let kinds: Vec<Value> = ascribe_kinds(&ascribe);
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|kind| *kind == "replay.recorded")
+            .count(),
+        2
+    );
+}
+
+fn ascribe_kinds(ascribe: &Ascribe<'_>) -> Vec<Value> {
+    let connection = rusqlite::Connection::open(ascribe.home.join("ledger.db")).expect("opens");
+    let mut statement = connection
+        .prepare("SELECT kind FROM ledger_entries")
+        .expect("sql");
+    let kinds = statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .expect("rows");
+    kinds
+        .map(|kind| Value::String(kind.expect("kind")))
+        .collect()
+}

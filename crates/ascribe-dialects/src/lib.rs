@@ -35,6 +35,7 @@
 
 #![deny(missing_docs)]
 
+mod answer;
 mod caller_error;
 mod classify;
 mod dialect;
@@ -47,6 +48,7 @@ mod sse;
 mod stream;
 mod target;
 
+pub use answer::answer_text;
 pub use caller_error::{error_body, ErrorKind};
 pub use classify::{
     classify, is_moving_name, pattern_matches, strip_snapshot_suffix, IdentityMatch, MismatchKind,

@@ -10,6 +10,7 @@ mod init;
 mod key;
 mod ledger;
 mod receipt;
+mod replay;
 pub mod serve;
 mod verify;
 
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Apply(args) => apply::run(&context, args),
         Command::Audit(command) => audit::run(&context, command),
         Command::Receipt(command) => receipt::run(&context, command),
+        Command::Replay(args) => replay::run(&context, args),
     }
 }
 
