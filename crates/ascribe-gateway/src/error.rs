@@ -226,7 +226,7 @@ impl IntoResponse for ApiError {
 
 /// The answer to a path no route matches.
 pub(crate) async fn route_not_found() -> ApiError {
-    ApiError::NotFound("no such route; see docs/admin-api.md".to_owned())
+    ApiError::NotFound("no such route; see docs/gateway.md and docs/admin-api.md".to_owned())
 }
 
 /// The answer to a known path with a method it does not take.

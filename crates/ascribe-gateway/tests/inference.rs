@@ -550,3 +550,41 @@ fn azure_deployments_are_called_by_deployment_name_with_an_api_key(store: Store)
     assert_eq!(record["mismatch_kind"], "newer_snapshot");
 }
 on_both_stores!(azure_deployments_are_called_by_deployment_name_with_an_api_key);
+
+fn models_are_listed_and_retrieved_and_other_routes_refused_in_the_callers_shape(store: Store) {
+    let bench = bench(store);
+    let gateway = &bench.gateway;
+    let get = |path: &str| {
+        let request = Request::builder()
+            .uri(path)
+            .header("authorization", format!("Bearer {}", gateway.caller))
+            .body(Body::empty())
+            .expect("request");
+        gateway.send_raw(request)
+    };
+    let (status, _, body) = get("/v1/models/openai-chat");
+    assert_eq!(status, 200);
+    let model: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        (model["id"].as_str(), model["object"].as_str()),
+        (Some("openai-chat"), Some("model"))
+    );
+
+    let (status, _, body) = get("/v1/models/nope");
+    assert_eq!(status, 404);
+    let error: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(error["error"]["code"], "model_not_found");
+
+    let (status, _, body) = call(gateway, "/v1/messages/count_tokens", &[], json!({}));
+    assert_eq!(status, 404);
+    let error: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(error["type"], "error", "Anthropic's shape: {error}");
+
+    let (_, headers, _) = chat(gateway, "openai-chat", false);
+    assert_eq!(
+        header(&headers, "x-request-id"),
+        "req_standin",
+        "the provider's request id"
+    );
+}
+on_both_stores!(models_are_listed_and_retrieved_and_other_routes_refused_in_the_callers_shape);

@@ -53,7 +53,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/embeddings", post(embeddings))
         .route("/messages", post(messages))
         .route("/models", get(models::list))
+        .route("/models/{model}", get(models::retrieve))
         .route("/ascribe/receipts/{inference_id}", get(models::receipts))
+        // Routes of the providers' APIs that the gateway does not serve get a 404 a caller's
+        // SDK can read, rather than the admin API's.
+        .fallback(models::unsupported)
 }
 
 async fn chat_completions(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -318,11 +322,7 @@ async fn whole_answer(
     )
         .into_response();
     response.headers_mut().extend(call.headers(&recorded));
-    copy_headers(
-        &headers,
-        response.headers_mut(),
-        &["content-type", "retry-after"],
-    );
+    copy_headers(&headers, response.headers_mut(), PASSED_HEADERS);
     Ok(response)
 }
 
@@ -342,8 +342,13 @@ fn rejects_mismatch(call: &Call) -> bool {
         .is_some_and(|alias| alias.on_mismatch == ascribe_registry::MismatchPolicy::Reject)
 }
 
+/// Upstream headers passed on to the caller: the body's type, when to retry, and the
+/// provider's request id (SDKs show it as the request id). Everything else is dropped.
+pub(crate) const PASSED_HEADERS: &[&str] =
+    &["content-type", "retry-after", "x-request-id", "request-id"];
+
 /// Copies the named upstream headers onto an answer.
-fn copy_headers(from: &[(String, String)], to: &mut HeaderMap, names: &[&str]) {
+pub(crate) fn copy_headers(from: &[(String, String)], to: &mut HeaderMap, names: &[&str]) {
     for (name, value) in from {
         if !names.contains(&name.as_str()) {
             continue;

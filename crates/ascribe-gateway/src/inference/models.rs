@@ -24,9 +24,49 @@ pub(crate) async fn list(State(state): State<AppState>, headers: HeaderMap) -> R
     };
     let data: Vec<_> = aliases
         .iter()
-        .map(|alias| json!({"id": alias.name, "object": "model", "created": 0, "owned_by": "ascribe"}))
+        .map(|alias| model_object(&alias.name))
         .collect();
     Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// One alias, in OpenAI's model shape; an unknown name is a 404 the SDK reads.
+pub(crate) async fn retrieve(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let api = Api::ChatCompletions;
+    if let Err(error) = caller::authenticate(&state, api, &headers).await {
+        return error.into_response();
+    }
+    let name = model.clone();
+    match state
+        .read(move |backend| ascribe_registry::queries::alias(backend, &name))
+        .await
+    {
+        Ok(Some(alias)) => Json(model_object(&alias.name)).into_response(),
+        Ok(None) => {
+            let message = format!("the model `{model}` does not exist");
+            InferenceError::new(api, ErrorKind::NotFound, message).into_response()
+        }
+        Err(_) => InferenceError::unrecorded(api).into_response(),
+    }
+}
+
+fn model_object(name: &str) -> serde_json::Value {
+    json!({"id": name, "object": "model", "created": 0, "owned_by": "ascribe"})
+}
+
+/// Any other route under `/v1`: a 404 in the shape of the API the path belongs to.
+pub(crate) async fn unsupported(uri: axum::http::Uri) -> Response {
+    // Inside the `/v1` nest the path arrives without its prefix.
+    let path = uri.path().strip_prefix("/v1").unwrap_or(uri.path());
+    let api = match path.starts_with("/messages") {
+        true => Api::Messages,
+        false => Api::ChatCompletions,
+    };
+    let message = format!("the gateway does not serve `/v1{path}`; see docs/gateway.md");
+    InferenceError::new(api, ErrorKind::NotFound, message).into_response()
 }
 
 /// The receipts of an inference: over its record and, for a finished stream, over its

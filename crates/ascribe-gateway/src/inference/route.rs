@@ -57,8 +57,9 @@ pub(crate) async fn resolve(
             api,
             ErrorKind::InvalidRequest,
             format!(
-                "`{model}` is served by a {upstream} deployment, which this endpoint cannot \
-                 reach; call it through the matching API"
+                "`{model}` is served by deployment `{}` (dialect {upstream}), which this \
+                 endpoint cannot reach; call it through the matching API",
+                deployment.name
             ),
         ));
     }

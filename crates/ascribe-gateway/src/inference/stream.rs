@@ -9,13 +9,13 @@
 use ascribe_dialects::{classify, ErrorKind, ServedModelRewriter, StreamObserver};
 use ascribe_inference::{payload_digest, CompletionRecord, Timings};
 use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 
 use super::error::InferenceError;
-use super::record::{millis, Call, Outcome, Recorded, Verdict};
+use super::record::{millis, Call, Outcome, Verdict};
 use super::upstream::{self, header_pairs, UpstreamFailure};
 use crate::state::AppState;
 
@@ -97,8 +97,20 @@ pub(crate) async fn relay(
                 .recorded(&call.inference_id),
         );
     }
+    let mut answer_headers = call.headers(&recorded);
+    super::copy_headers(
+        &headers,
+        &mut answer_headers,
+        &["x-request-id", "request-id"],
+    );
     Ok(start_relay(
-        state, call, recorded, observer, held, chunks, ended,
+        state,
+        call,
+        answer_headers,
+        observer,
+        held,
+        chunks,
+        ended,
     ))
 }
 
@@ -107,13 +119,12 @@ pub(crate) async fn relay(
 fn start_relay(
     state: &AppState,
     call: Call,
-    recorded: Recorded,
+    headers: HeaderMap,
     mut observer: StreamObserver,
     held: Vec<Bytes>,
     mut chunks: Chunks,
     ended: Option<Option<UpstreamFailure>>,
 ) -> Response {
-    let headers = call.headers(&recorded);
     let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(RELAY_BUFFER);
     let state = state.clone();
     let timeout = state.config().upstream_timeout;
