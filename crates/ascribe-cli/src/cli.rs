@@ -305,6 +305,15 @@ pub enum AuditCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Observations: served-model mismatches, new fingerprints, identity probe changes.
+    Observations {
+        /// Only those about deployment NAME.
+        #[arg(long, value_name = "NAME")]
+        deployment: Option<String>,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Every inference sent with a decision reference, each answered as `audit inference`.
     Decision {
         /// The caller's decision reference (`Ascribe-Decision`).

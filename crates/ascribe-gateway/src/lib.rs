@@ -31,6 +31,7 @@ mod error;
 mod extract;
 mod health;
 mod inference;
+pub mod probe;
 mod server;
 mod state;
 #[cfg(feature = "testing")]

@@ -18,9 +18,17 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(%address, "gateway listening");
+    let probe = state
+        .config()
+        .probe_interval
+        .map(|interval| tokio::spawn(crate::probe::run(state.clone(), interval)));
     let served = axum::serve(listener, crate::router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
+    if let Some(probe) = probe {
+        probe.abort();
+        let _ = probe.await;
+    }
     tracing::info!("stopped accepting requests; closing the ledger");
     let closed = tokio::task::spawn_blocking(move || state.close()).await;
     if let Err(error) = closed {

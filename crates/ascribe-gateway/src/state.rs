@@ -27,6 +27,8 @@ pub struct GatewayConfig {
     pub upstream_timeout: Duration,
     /// Largest upstream response body read for a non-streamed answer, in bytes.
     pub max_upstream_body: usize,
+    /// How often to probe self-hosted deployments' identity; `None` never does.
+    pub probe_interval: Option<Duration>,
 }
 
 impl Default for GatewayConfig {
@@ -35,6 +37,7 @@ impl Default for GatewayConfig {
             connect_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(300),
             max_upstream_body: 64 * 1024 * 1024,
+            probe_interval: None,
         }
     }
 }

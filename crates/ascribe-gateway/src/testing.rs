@@ -15,18 +15,22 @@
 //! | `slow` | headers only after [`SLOW_FIRST_BYTE`] |
 //! | anything else | 404 in OpenAI's shape |
 //!
+//! `GET /v1/models` lists the ids given to [`StandInUpstream::set_models`] (`standin` at
+//! first), so a test can change what a deployment reports about itself.
+//!
 //! Azure OpenAI's path, `/openai/deployments/{deployment}/chat/completions`, answers Azure's
 //! recorded chat (or stream, with its identity-less first chunk) and identity headers when
 //! the request carries an `api-key` header and an `api-version` query, else a 401.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use futures_util::StreamExt as _;
 use serde_json::Value;
@@ -58,6 +62,7 @@ const EMBEDDINGS: &str = r#"{"object":"list","data":[{"object":"embedding","inde
 /// A running stand-in upstream; it stops when dropped.
 pub struct StandInUpstream {
     address: SocketAddr,
+    models: Arc<Mutex<Vec<String>>>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -70,7 +75,10 @@ impl StandInUpstream {
             .build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let address = listener.local_addr()?;
+        let models = Arc::new(Mutex::new(vec!["standin".to_owned()]));
+        let listed = Arc::clone(&models);
         let app = Router::new()
+            .route("/v1/models", get(move || list_models(Arc::clone(&listed))))
             .route("/v1/chat/completions", post(answer))
             .route("/v1/responses", post(answer))
             .route("/v1/embeddings", post(answer))
@@ -82,8 +90,16 @@ impl StandInUpstream {
         runtime.spawn(async move { axum::serve(listener, app).await });
         Ok(StandInUpstream {
             address,
+            models,
             _runtime: runtime,
         })
+    }
+
+    /// Sets the ids `GET /v1/models` lists from now on.
+    pub fn set_models(&self, ids: &[&str]) {
+        if let Ok(mut models) = self.models.lock() {
+            *models = ids.iter().map(|id| (*id).to_owned()).collect();
+        }
     }
 
     /// The root URL, which Azure deployments point at: `http://127.0.0.1:PORT`.
@@ -95,6 +111,18 @@ impl StandInUpstream {
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.address)
     }
+}
+
+async fn list_models(models: Arc<Mutex<Vec<String>>>) -> Response {
+    let ids = models
+        .lock()
+        .map(|models| models.clone())
+        .unwrap_or_default();
+    let data: Vec<Value> = ids
+        .iter()
+        .map(|id| serde_json::json!({"id": id, "object": "model"}))
+        .collect();
+    axum::Json(serde_json::json!({"object": "list", "data": data})).into_response()
 }
 
 async fn answer(body: Bytes) -> Response {

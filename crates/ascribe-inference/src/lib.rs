@@ -22,6 +22,6 @@ mod record;
 pub use projection::{create_tables, InferenceProjection};
 pub use receipt::{Receipt, ReceiptError};
 pub use record::{
-    new_inference_id, payload_digest, CompletionRecord, InferenceRecord, Observation, Retained,
-    Timings, UpstreamCall, INFERENCE_COMPLETED, INFERENCE_RECORDED, OBSERVATION_RECORDED,
+    new_inference_id, payload_digest, CompletionRecord, InferenceRecord, Observation, ProbeResult,
+    Retained, Timings, UpstreamCall, INFERENCE_COMPLETED, INFERENCE_RECORDED, OBSERVATION_RECORDED,
 };

@@ -49,6 +49,12 @@ CREATE TABLE IF NOT EXISTS inference_payloads (
     digest TEXT PRIMARY KEY,
     content_base64 TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deployment_probes (
+    deployment TEXT PRIMARY KEY,
+    models_sha256 TEXT NOT NULL,
+    canary_sha256 TEXT NOT NULL,
+    seq BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS checkpoint_fingerprints (
     checkpoint TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
@@ -137,6 +143,9 @@ fn completed(tx: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
 
 fn observed(tx: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
     let body = &entry.body;
+    if body.get("inference_id").is_none_or(Value::is_null) {
+        return probed(tx, entry);
+    }
     tx.execute(
         "INSERT INTO inference_observations (seq, inference_id, kind, checkpoint, time) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -159,5 +168,23 @@ fn observed(tx: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
             ],
         )?;
     }
+    Ok(())
+}
+
+/// An identity probe's observation: the deployment's latest probe answers.
+fn probed(tx: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
+    let body = &entry.body;
+    tx.execute(
+        "INSERT INTO deployment_probes (deployment, models_sha256, canary_sha256, seq) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (deployment) DO UPDATE SET \
+         models_sha256 = excluded.models_sha256, canary_sha256 = excluded.canary_sha256, \
+         seq = excluded.seq",
+        &[
+            text(body, "deployment"),
+            text(body, "models_sha256"),
+            text(body, "canary_sha256"),
+            entry.seq.into(),
+        ],
+    )?;
     Ok(())
 }

@@ -238,3 +238,57 @@ impl Observation {
         ))
     }
 }
+
+/// What an identity probe of a deployment saw: the upstream's model listing and its answer
+/// to a fixed canary prompt at temperature 0.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    /// The deployment probed.
+    pub deployment: String,
+    /// The checkpoint the registry says it serves.
+    pub checkpoint: String,
+    /// The model ids its `/models` listing named, sorted.
+    pub models: Vec<String>,
+    /// SHA-256 (hex) of those ids joined with newlines.
+    pub models_sha256: String,
+    /// SHA-256 (hex) of the canary answer's text.
+    pub canary_sha256: String,
+}
+
+impl ProbeResult {
+    /// The observation entry for this probe, decided under the write lock: kind
+    /// `identity_probe_baseline` for a deployment's first probe, `identity_probe_changed`
+    /// (with the previous digests) when the listing or the canary answer changed; refused,
+    /// and nothing written, when both are as last recorded.
+    pub fn into_entry(self) -> Result<PendingEntry, serde_json::Error> {
+        let probe = serde_json::to_value(&self)?;
+        Ok(PendingEntry::checked(
+            OBSERVATION_RECORDED,
+            "gateway",
+            move |tx| {
+                let sql = "SELECT models_sha256, canary_sha256, seq FROM deployment_probes \
+                       WHERE deployment = $1";
+                let deployment = probe["deployment"].as_str().unwrap_or("");
+                let previous = tx.query_row(sql, &[deployment.into()])?;
+                let mut body = probe.clone();
+                match previous {
+                    None => body["kind"] = "identity_probe_baseline".into(),
+                    Some(row) => {
+                        let (models, canary) =
+                            (row[0].text("models_sha256")?, row[1].text("canary_sha256")?);
+                        if models == probe["models_sha256"] && canary == probe["canary_sha256"] {
+                            return Err(Rejection::Refused("probe answers unchanged".into()));
+                        }
+                        body["kind"] = "identity_probe_changed".into();
+                        body["previous"] = serde_json::json!({
+                            "models_sha256": models,
+                            "canary_sha256": canary,
+                            "seq": row[2].count("seq")?,
+                        });
+                    }
+                }
+                Ok(body)
+            },
+        ))
+    }
+}

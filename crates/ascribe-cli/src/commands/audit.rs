@@ -27,6 +27,25 @@ pub fn run(context: &Context, command: AuditCommand) -> anyhow::Result<Outcome> 
             let answer = inference_answer(context, backend.as_mut(), view)?;
             print_answer(output.json, &answer)
         }
+        AuditCommand::Observations { deployment, output } => {
+            let mut backend = context.backend()?;
+            let observations = observations(backend.as_mut(), deployment.as_deref())?;
+            if output.json {
+                print_json(&observations)?;
+            } else {
+                for observation in &observations {
+                    let body = &observation["body"];
+                    println!(
+                        "{}  seq {}  {}  {}",
+                        observation["time"].as_str().unwrap_or(""),
+                        observation["seq"],
+                        body["kind"].as_str().unwrap_or(""),
+                        body["deployment"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(Outcome::Success)
+        }
         AuditCommand::Decision { reference, output } => {
             let mut backend = context.backend()?;
             let views = ascribe_inference::queries::by_decision(backend.as_mut(), &reference)?;
@@ -204,6 +223,25 @@ fn print_inference(answer: &Value) {
         println!("proof       included in the signed tree head of size {tree_size}");
     }
     println!();
+}
+
+/// Every `observation.recorded` entry, oldest first, optionally about one deployment.
+fn observations(backend: &mut dyn Backend, deployment: Option<&str>) -> anyhow::Result<Vec<Value>> {
+    let rows = query::read(backend, |tx| {
+        let sql = "SELECT seq, time, entry FROM ledger_entries WHERE kind = $1 ORDER BY seq";
+        tx.query(sql, &["observation.recorded".into()])
+    })?;
+    let mut observations = Vec::new();
+    for row in rows {
+        let entry: Value = serde_json::from_str(row[2].text("entry")?)?;
+        let body = entry["body"].clone();
+        if deployment.is_some_and(|name| body["deployment"] != name) {
+            continue;
+        }
+        observations
+            .push(json!({"seq": row[0].count("seq")?, "time": row[1].text("time")?, "body": body}));
+    }
+    Ok(observations)
 }
 
 /// Everything an auditor asks about one inference: what was asked, what served it, the

@@ -19,6 +19,17 @@ pub struct ServeArgs {
     /// is printed on stdout as `listening on http://ADDRESS`.
     #[arg(long, env = "ASCRIBE_LISTEN", value_name = "ADDRESS")]
     pub listen: Option<String>,
+
+    /// Probe the identity of every self-hosted (openai-compatible) deployment every SECONDS:
+    /// its model listing and its answer to a fixed canary prompt at temperature 0; a change
+    /// is recorded as an observation. Default: 0, never.
+    #[arg(
+        long,
+        env = "ASCRIBE_PROBE_INTERVAL",
+        value_name = "SECONDS",
+        default_value_t = 0
+    )]
+    pub probe_interval: u64,
 }
 
 /// Serves until a shutdown signal, then lets requests in flight finish and signs a last tree
@@ -37,7 +48,12 @@ pub fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Outcome> {
         .context("cannot load the ledger's signing key")?;
     // Opened before the runtime starts: the PostgreSQL client blocks on a runtime of its own,
     // which it may not do on a runtime thread.
-    let state = AppState::open(&context.location, signer)?;
+    let config = ascribe_gateway::GatewayConfig {
+        probe_interval: (args.probe_interval > 0)
+            .then(|| std::time::Duration::from_secs(args.probe_interval)),
+        ..ascribe_gateway::GatewayConfig::default()
+    };
+    let state = AppState::open_with(&context.location, signer, config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
