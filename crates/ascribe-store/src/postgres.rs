@@ -13,59 +13,19 @@ use bytes::BytesMut;
 use postgres::types::{FromSql, IsNull, ToSql, Type};
 use postgres::{Client, Config, IsolationLevel, NoTls, Statement};
 
-use crate::sql::{Backend, SqlValue, Tx};
+use crate::sql::{ledger_tables, Backend, SqlValue, Tx, APPEND_ONLY_TABLES};
 use crate::StoreError;
 
 const WRITE_LOCK: &str =
     "SELECT pg_advisory_xact_lock(hashtext('ascribe.ledger.' || current_schema()))";
 
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS ledger_entries (
-    seq BIGINT PRIMARY KEY,
-    time TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    entry TEXT NOT NULL,
-    leaf_hash BYTEA NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ledger_entries_time ON ledger_entries (time);
-CREATE INDEX IF NOT EXISTS ledger_entries_kind_time ON ledger_entries (kind, time);
-CREATE TABLE IF NOT EXISTS ledger_tree_heads (
-    tree_size BIGINT PRIMARY KEY,
-    root BYTEA NOT NULL,
-    signed_at TEXT NOT NULL,
-    note TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ledger_meta (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ledger_subtrees (
-    level BIGINT NOT NULL,
-    idx BIGINT NOT NULL,
-    hash BYTEA NOT NULL,
-    PRIMARY KEY (level, idx)
-);
-CREATE TABLE IF NOT EXISTS ledger_frontier (
-    id BIGINT PRIMARY KEY CHECK (id = 1),
-    tree_size BIGINT NOT NULL,
-    nodes BYTEA NOT NULL,
-    last_time TEXT
-);
+const REFUSE_CHANGE_FUNCTION: &str = r#"
 CREATE OR REPLACE FUNCTION ascribe_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP;
 END
 $$;
 "#;
-
-/// The tables that refuse UPDATE, DELETE and TRUNCATE.
-const APPEND_ONLY_TABLES: [&str; 4] = [
-    "ledger_entries",
-    "ledger_tree_heads",
-    "ledger_meta",
-    "ledger_subtrees",
-];
 
 /// A ledger in a PostgreSQL database (in the connection's current schema).
 pub struct PostgresBackend {
@@ -143,7 +103,7 @@ impl Backend for PostgresBackend {
     }
 
     fn create_schema(&mut self) -> Result<(), StoreError> {
-        let mut batch = SCHEMA.to_owned();
+        let mut batch = ledger_tables("BIGINT", "BYTEA") + REFUSE_CHANGE_FUNCTION;
         for table in APPEND_ONLY_TABLES {
             batch.push_str(&format!(
                 "CREATE OR REPLACE TRIGGER {table}_refuse_change BEFORE UPDATE OR DELETE ON \

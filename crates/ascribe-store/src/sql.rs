@@ -142,6 +142,55 @@ pub trait Backend: Send {
     fn describe(&self) -> String;
 }
 
+/// The tables that carry the record, and the subtree tiles: UPDATE and DELETE (and on
+/// PostgreSQL, TRUNCATE) on them are refused by triggers.
+pub(crate) const APPEND_ONLY_TABLES: [&str; 4] = [
+    "ledger_entries",
+    "ledger_tree_heads",
+    "ledger_meta",
+    "ledger_subtrees",
+];
+
+/// The ledger's tables, given the database's names for a 64-bit key column (SQLite needs
+/// `INTEGER` for a row-id key) and for bytes.
+pub(crate) fn ledger_tables(key: &str, bytes: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS ledger_entries (
+    seq {key} PRIMARY KEY,
+    time TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    leaf_hash {bytes} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_entries_time ON ledger_entries (time);
+CREATE INDEX IF NOT EXISTS ledger_entries_kind_time ON ledger_entries (kind, time);
+CREATE TABLE IF NOT EXISTS ledger_tree_heads (
+    tree_size {key} PRIMARY KEY,
+    root {bytes} NOT NULL,
+    signed_at TEXT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_subtrees (
+    level BIGINT NOT NULL,
+    idx BIGINT NOT NULL,
+    hash {bytes} NOT NULL,
+    PRIMARY KEY (level, idx)
+);
+CREATE TABLE IF NOT EXISTS ledger_frontier (
+    id {key} PRIMARY KEY CHECK (id = 1),
+    tree_size BIGINT NOT NULL,
+    nodes {bytes} NOT NULL,
+    last_time TEXT
+);
+"
+    )
+}
+
 /// Rewrites `$1`-style placeholders to SQLite's `?1` form.
 pub(crate) fn sqlite_placeholders(sql: &str) -> String {
     let mut rewritten = String::with_capacity(sql.len());

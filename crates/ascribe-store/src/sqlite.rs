@@ -10,54 +10,11 @@ use std::time::Duration;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::sql::{sqlite_placeholders, Backend, SqlValue, Tx};
+use crate::sql::{ledger_tables, sqlite_placeholders, Backend, SqlValue, Tx, APPEND_ONLY_TABLES};
 use crate::StoreError;
 
 /// How long a writer waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS ledger_entries (
-    seq INTEGER PRIMARY KEY,
-    time TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    entry TEXT NOT NULL,
-    leaf_hash BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ledger_entries_time ON ledger_entries (time);
-CREATE INDEX IF NOT EXISTS ledger_entries_kind_time ON ledger_entries (kind, time);
-CREATE TABLE IF NOT EXISTS ledger_tree_heads (
-    tree_size INTEGER PRIMARY KEY,
-    root BLOB NOT NULL,
-    signed_at TEXT NOT NULL,
-    note TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ledger_meta (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ledger_subtrees (
-    level BIGINT NOT NULL,
-    idx BIGINT NOT NULL,
-    hash BLOB NOT NULL,
-    PRIMARY KEY (level, idx)
-);
-CREATE TABLE IF NOT EXISTS ledger_frontier (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    tree_size INTEGER NOT NULL,
-    nodes BLOB NOT NULL,
-    last_time TEXT
-);
-"#;
-
-/// The tables that refuse UPDATE and DELETE.
-const APPEND_ONLY_TABLES: [&str; 4] = [
-    "ledger_entries",
-    "ledger_tree_heads",
-    "ledger_meta",
-    "ledger_subtrees",
-];
 
 /// A ledger in one SQLite file.
 pub struct SqliteBackend {
@@ -110,7 +67,7 @@ impl Backend for SqliteBackend {
     }
 
     fn create_schema(&mut self) -> Result<(), StoreError> {
-        let mut batch = SCHEMA.to_owned();
+        let mut batch = ledger_tables("INTEGER", "BLOB");
         for table in APPEND_ONLY_TABLES {
             for operation in ["UPDATE", "DELETE"] {
                 batch.push_str(&format!(

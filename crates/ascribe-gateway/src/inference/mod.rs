@@ -302,15 +302,7 @@ async fn whole_answer(
         );
     }
     if rejected {
-        let message = format!(
-            "the deployment served `{}` where `{}` was expected, and this alias rejects a mismatch",
-            served.model.as_deref().unwrap_or("?"),
-            deployment.expect_served
-        );
-        return Err(
-            InferenceError::new(call.api, ErrorKind::IdentityRejected, message)
-                .recorded(&call.inference_id),
-        );
+        return Err(identity_rejected(&call, &served));
     }
     let body = match answer_model_rewrite(&call) {
         Some(requested) if success => ascribe_dialects::rewrite_served_model(&body, requested),
@@ -332,6 +324,16 @@ fn answer_model_rewrite(call: &Call) -> Option<&str> {
     let alias = call.route.alias.as_ref()?;
     (alias.answer_model == ascribe_registry::AnswerModel::Requested)
         .then_some(call.requested_model.as_str())
+}
+
+/// The error a caller gets when the alias's policy rejects the served model.
+fn identity_rejected(call: &Call, served: &ServedIdentity) -> InferenceError {
+    let message = format!(
+        "the deployment served `{}` where `{}` was expected, and this alias rejects a mismatch",
+        served.model.as_deref().unwrap_or("?"),
+        call.route.deployment.expect_served
+    );
+    InferenceError::new(call.api, ErrorKind::IdentityRejected, message).recorded(&call.inference_id)
 }
 
 /// Whether the alias called says a served-model mismatch is refused rather than flagged.

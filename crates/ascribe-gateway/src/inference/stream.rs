@@ -6,7 +6,7 @@
 //! and one ledger commit. The completion entry (digest, usage, finish, truncation) is
 //! written when the upstream ends, is cut, or the caller goes away.
 
-use ascribe_dialects::{classify, ErrorKind, ServedModelRewriter, StreamObserver};
+use ascribe_dialects::{classify, ServedModelRewriter, StreamObserver};
 use ascribe_inference::{payload_digest, CompletionRecord, Timings};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -87,15 +87,7 @@ pub(crate) async fn relay(
     if rejected {
         let reason = "the caller was given an error: served model rejected by policy";
         complete(state, &call, observer, Some(reason.to_owned()), None).await;
-        let message = format!(
-            "the deployment served `{}` where `{}` was expected, and this alias rejects a mismatch",
-            served.model.as_deref().unwrap_or("?"),
-            deployment.expect_served
-        );
-        return Err(
-            InferenceError::new(call.api, ErrorKind::IdentityRejected, message)
-                .recorded(&call.inference_id),
-        );
+        return Err(super::identity_rejected(&call, &served));
     }
     let mut answer_headers = call.headers(&recorded);
     super::copy_headers(
