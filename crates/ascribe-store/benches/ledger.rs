@@ -169,6 +169,7 @@ fn fsync_ms(directory: &std::path::Path) -> f64 {
     let path = directory.join("fsync-probe");
     let mut file = OpenOptions::new()
         .create(true)
+        .truncate(true)
         .write(true)
         .open(&path)
         .expect("creates");
