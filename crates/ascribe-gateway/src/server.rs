@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use axum::http::Request;
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tracing::Span;
 
@@ -22,6 +23,13 @@ pub async fn serve(
         .config()
         .probe_interval
         .map(|interval| tokio::spawn(crate::probe::run(state.clone(), interval)));
+    // Small writes (stream events, headers) go out at once instead of waiting on the
+    // caller's delayed acknowledgement.
+    let listener = listener.tap_io(|connection| {
+        if let Err(error) = connection.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, crate::router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await;

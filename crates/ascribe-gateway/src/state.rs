@@ -14,8 +14,9 @@ use crate::error::ApiError;
 /// How often the writer signs a tree head while entries keep arriving.
 const TREE_HEAD_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Read connections kept open between requests; more are opened under load and closed after.
-const MAX_IDLE_READERS: usize = 4;
+/// Read connections: at most this many reads run at once, each on a pooled connection, so a
+/// burst of requests waits briefly for a connection instead of opening new ones.
+const MAX_READERS: usize = 8;
 
 /// Limits and timeouts of inference calls.
 #[derive(Clone, Debug)]
@@ -91,6 +92,7 @@ impl AppState {
         let readers = Readers {
             location: location.clone(),
             idle: Mutex::new(Vec::new()),
+            permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
         };
         Ok(AppState {
             shared: Arc::new(Shared {
@@ -153,7 +155,16 @@ impl AppState {
         F: FnOnce(&mut dyn Backend) -> Result<T, StoreError> + Send + 'static,
     {
         let shared = Arc::clone(&self.shared);
-        let outcome = tokio::task::spawn_blocking(move || shared.readers.with(work)).await;
+        let permits = Arc::clone(&shared.readers.permits);
+        let Ok(permit) = permits.acquire_owned().await else {
+            return Err(ApiError::Unavailable("the gateway is shutting down"));
+        };
+        let outcome = tokio::task::spawn_blocking(move || {
+            let result = shared.readers.with(work);
+            drop(permit);
+            result
+        })
+        .await;
         match outcome {
             Ok(result) => Ok(result?),
             Err(error) => Err(ApiError::internal("read task failed", &error)),
@@ -193,6 +204,8 @@ impl Drop for Shared {
 struct Readers {
     location: DatabaseLocation,
     idle: Mutex<Vec<Box<dyn Backend>>>,
+    /// One permit per read that may run at once; [`MAX_READERS`] of them.
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Readers {
@@ -210,7 +223,7 @@ impl Readers {
         let result = work(backend.as_mut());
         if result.is_ok() {
             if let Ok(mut idle) = self.idle.lock() {
-                if idle.len() < MAX_IDLE_READERS {
+                if idle.len() < MAX_READERS {
                     idle.push(backend);
                 }
             }

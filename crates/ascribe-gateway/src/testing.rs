@@ -31,6 +31,7 @@ use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use futures_util::StreamExt as _;
 use serde_json::Value;
@@ -87,6 +88,9 @@ impl StandInUpstream {
                 "/openai/deployments/{deployment}/chat/completions",
                 post(azure),
             );
+        let listener = listener.tap_io(|connection| {
+            let _ = connection.set_nodelay(true);
+        });
         runtime.spawn(async move { axum::serve(listener, app).await });
         Ok(StandInUpstream {
             address,

@@ -48,10 +48,13 @@ pub enum AppendError {
     Stopped,
 }
 
+/// Entries handed over together, each with the channel its caller waits on; the writer
+/// never splits one request between two batches.
 struct Request {
-    pending: PendingEntry,
-    reply: oneshot::Sender<Result<AppendedEntry, AppendError>>,
+    items: Vec<(PendingEntry, Reply)>,
 }
+
+type Reply = oneshot::Sender<Result<AppendedEntry, AppendError>>;
 
 /// A handle to the writer thread; clone-free, share it behind an `Arc`.
 pub struct Appender {
@@ -88,18 +91,17 @@ impl Appender {
         &self,
         pendings: Vec<PendingEntry>,
     ) -> Vec<Result<AppendedEntry, AppendError>> {
-        let receivers: Vec<_> = pendings
-            .into_iter()
-            .map(|pending| self.submit(pending))
-            .collect();
-        let mut outcomes = Vec::with_capacity(receivers.len());
-        for receiver in receivers {
-            outcomes.push(match receiver {
-                Ok(receiver) => receiver.await.unwrap_or(Err(AppendError::Stopped)),
-                Err(error) => Err(error),
-            });
+        let n_entries = pendings.len();
+        match self.submit_all(pendings) {
+            Ok(receivers) => {
+                let mut outcomes = Vec::with_capacity(n_entries);
+                for receiver in receivers {
+                    outcomes.push(receiver.await.unwrap_or(Err(AppendError::Stopped)));
+                }
+                outcomes
+            }
+            Err(error) => (0..n_entries).map(|_| Err(error.clone())).collect(),
         }
-        outcomes
     }
 
     /// Appends an entry and blocks the calling thread until it is durable.
@@ -114,12 +116,26 @@ impl Appender {
         &self,
         pending: PendingEntry,
     ) -> Result<oneshot::Receiver<Result<AppendedEntry, AppendError>>, AppendError> {
-        let (reply, receiver) = oneshot::channel();
+        let mut receivers = self.submit_all(vec![pending])?;
+        receivers.pop().ok_or(AppendError::Stopped)
+    }
+
+    fn submit_all(
+        &self,
+        pendings: Vec<PendingEntry>,
+    ) -> Result<Vec<oneshot::Receiver<Result<AppendedEntry, AppendError>>>, AppendError> {
+        let (items, receivers): (Vec<_>, Vec<_>) = pendings
+            .into_iter()
+            .map(|pending| {
+                let (reply, receiver) = oneshot::channel();
+                ((pending, reply), receiver)
+            })
+            .unzip();
         let sender = self.sender.as_ref().ok_or(AppendError::Stopped)?;
         sender
-            .send(Request { pending, reply })
+            .send(Request { items })
             .map_err(|_| AppendError::Stopped)?;
-        Ok(receiver)
+        Ok(receivers)
     }
 
     /// Stops accepting entries, commits what is queued, signs a final head and returns the
@@ -153,10 +169,10 @@ fn run_writer(
             }
             Waited::Closed => break,
         };
-        let mut batch = vec![first];
+        let mut batch = first.items;
         while batch.len() < config.max_batch.max(1) {
             match receiver.try_recv() {
-                Ok(request) => batch.push(request),
+                Ok(request) => batch.extend(request.items),
                 Err(_) => break,
             }
         }
@@ -194,11 +210,8 @@ fn sign_if_needed(ledger: &mut Ledger) {
 
 /// Commits a batch; if it fails as a whole, retries each entry alone so that one entry whose
 /// projection fails does not take its neighbours down with it.
-fn commit(ledger: &mut Ledger, batch: Vec<Request>) {
-    let (pendings, replies): (Vec<_>, Vec<_>) = batch
-        .into_iter()
-        .map(|request| (request.pending, request.reply))
-        .unzip();
+fn commit(ledger: &mut Ledger, batch: Vec<(PendingEntry, Reply)>) {
+    let (pendings, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
     let outcomes = match ledger.append_batch(&pendings) {
         Ok(outcomes) => outcomes
             .into_iter()
