@@ -12,6 +12,7 @@
 //! | `anthropic-overloaded` | Anthropic's 529 `overloaded_error` |
 //! | `openai-rate-limited` | OpenAI's 429 with `retry-after` |
 //! | `garbage` | a 200 whose body is not JSON |
+//! | `echo` | a chat completion whose `model` is the name it was sent, as llama.cpp servers do |
 //! | `slow` | headers only after [`SLOW_FIRST_BYTE`] |
 //! | anything else | 404 in OpenAI's shape |
 //!
@@ -151,6 +152,11 @@ async fn answer(body: Bytes) -> Response {
             response
         }
         ("garbage", _) => (StatusCode::OK, "<html>upstream proxy error</html>").into_response(),
+        ("echo", _) => {
+            let mut answer: Value = serde_json::from_str(OPENAI_CHAT).unwrap_or(Value::Null);
+            answer["model"] = Value::String(model);
+            axum::Json(answer).into_response()
+        }
         ("slow", _) => {
             tokio::time::sleep(SLOW_FIRST_BYTE).await;
             json(200, OPENAI_CHAT)

@@ -588,3 +588,32 @@ fn models_are_listed_and_retrieved_and_other_routes_refused_in_the_callers_shape
     );
 }
 on_both_stores!(models_are_listed_and_retrieved_and_other_routes_refused_in_the_callers_shape);
+
+fn a_self_hosted_server_echoing_the_model_name_discloses_nothing(store: Store) {
+    let bench = bench(store);
+    let gateway = &bench.gateway;
+    gateway.post_ok(
+        "/admin/v1/checkpoints",
+        json!({"provider": "standin", "snapshot": "echo"}),
+        201,
+    );
+    let deployment = json!({
+        "name": "echo", "checkpoint": "standin:echo", "dialect": "openai-compatible",
+        "base_url": bench._upstream.base_url(), "upstream_model": "echo",
+    });
+    gateway.post_ok("/admin/v1/deployments", deployment, 201);
+    gateway.post_ok(
+        "/admin/v1/aliases",
+        json!({"name": "local", "deployment": "echo"}),
+        201,
+    );
+    let (status, headers, _) = chat(gateway, "local", false);
+    assert_eq!(status, 200);
+    let record = &entries_about(gateway, header(&headers, "ascribe-inference-id"))[0]["body"];
+    assert_eq!(record["served"]["model"], "echo", "recorded as sent");
+    assert_eq!(
+        record["identity_match"], "undisclosed",
+        "an echo is not a match"
+    );
+}
+on_both_stores!(a_self_hosted_server_echoing_the_model_name_discloses_nothing);

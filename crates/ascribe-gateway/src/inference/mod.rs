@@ -251,13 +251,8 @@ async fn whole_answer(
     let is_json = serde_json::from_slice::<serde_json::Value>(&body).ok();
     let success = (200..300).contains(&status);
     let served = identity_from_response(call.route.upstream, &headers, &body);
-    let deployment = &call.route.deployment;
     let verdict = match (success, &is_json) {
-        (true, Some(_)) => Verdict::of(classify(
-            &deployment.expect_served,
-            &deployment.upstream_model,
-            &served,
-        )),
+        (true, Some(_)) => verdict_of(&call, &served),
         _ => Verdict::nothing_served(),
     };
     let rejected = verdict.is_mismatch() && rejects_mismatch(&call);
@@ -324,6 +319,25 @@ fn answer_model_rewrite(call: &Call) -> Option<&str> {
     let alias = call.route.alias.as_ref()?;
     (alias.answer_model == ascribe_registry::AnswerModel::Requested)
         .then_some(call.requested_model.as_str())
+}
+
+/// How the served identity compares with the deployment's expectation.
+///
+/// A self-hosted (`openai-compatible`) server that answers with exactly the model name it was
+/// sent tells nothing about its weights: llama.cpp-based servers echo the request, vLLM
+/// answers its operator-chosen label. Such an answer is `undisclosed`, never `match`; the
+/// identity probe is what watches those deployments.
+fn verdict_of(call: &Call, served: &ServedIdentity) -> Verdict {
+    let deployment = &call.route.deployment;
+    let echoed = served.model.as_deref() == Some(deployment.upstream_model.as_str());
+    if call.route.upstream == Upstream::OpenaiCompatible && echoed {
+        return Verdict::of(ascribe_dialects::IdentityMatch::Undisclosed);
+    }
+    Verdict::of(classify(
+        &deployment.expect_served,
+        &deployment.upstream_model,
+        served,
+    ))
 }
 
 /// The error a caller gets when the alias's policy rejects the served model.

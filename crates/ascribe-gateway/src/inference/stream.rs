@@ -6,7 +6,7 @@
 //! and one ledger commit. The completion entry (digest, usage, finish, truncation) is
 //! written when the upstream ends, is cut, or the caller goes away.
 
-use ascribe_dialects::{classify, ServedModelRewriter, StreamObserver};
+use ascribe_dialects::{ServedModelRewriter, StreamObserver};
 use ascribe_inference::{payload_digest, CompletionRecord, Timings};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -15,7 +15,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 
 use super::error::InferenceError;
-use super::record::{millis, Call, Outcome, Verdict};
+use super::record::{millis, Call, Outcome};
 use super::upstream::{self, header_pairs, UpstreamFailure};
 use crate::state::AppState;
 
@@ -58,12 +58,7 @@ pub(crate) async fn relay(
     }
 
     let served = observer.identity().clone();
-    let deployment = &call.route.deployment;
-    let verdict = Verdict::of(classify(
-        &deployment.expect_served,
-        &deployment.upstream_model,
-        &served,
-    ));
+    let verdict = super::verdict_of(&call, &served);
     let rejected = verdict.is_mismatch() && super::rejects_mismatch(&call);
     let outcome = Outcome {
         status: if rejected { 502 } else { 200 },
