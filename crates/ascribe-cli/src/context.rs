@@ -86,7 +86,25 @@ pub fn default_actor() -> String {
     let user = ["USER", "LOGNAME", "USERNAME"]
         .iter()
         .find_map(|name| std::env::var(name).ok());
+    let user = user.or_else(login_name_of_this_process);
     format!("cli:{}", user.unwrap_or_else(|| "unknown".to_owned()))
+}
+
+/// The login name of this process's user, from its uid and `/etc/passwd`, for when the
+/// environment names no user (containers, CI).
+fn login_name_of_this_process() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?;
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid).then(|| name.to_owned())
+    })
 }
 
 /// A sentence telling the user what to do about an error, where one is known.

@@ -219,6 +219,19 @@ fn print_inference(answer: &Value) {
         answer["status"],
         text(&answer["outcome"])
     );
+    for (when, probe) in [
+        ("before", "last probe before"),
+        ("after", "first probe after"),
+    ] {
+        let observation = &answer["deployment_observations"][when];
+        if !observation.is_null() {
+            println!(
+                "{probe:<11} {} (seq {})",
+                text(&observation["body"]["kind"]),
+                observation["seq"]
+            );
+        }
+    }
     if let Some(tree_size) = answer["inclusion_proof"]["tree_size"].as_u64() {
         println!("proof       included in the signed tree head of size {tree_size}");
     }
@@ -312,11 +325,29 @@ fn inference_answer(
         "usage": record.usage,
         "completion": view.completion,
         "observations": view.observations,
+        "deployment_observations": probes_around(backend, &record.deployment, view.seq)?,
         "checkpoint_record": checkpoint,
         "rotation": rotation,
         "receipt": receipt,
         "inclusion_proof": inclusion_proof(backend, view.seq)?,
     }))
+}
+
+/// The deployment's identity-probe observations just before and just after entry `seq`: what
+/// the gateway knew about that deployment's weights around the time of the inference.
+fn probes_around(backend: &mut dyn Backend, deployment: &str, seq: u64) -> anyhow::Result<Value> {
+    let probes: Vec<Value> = observations(backend, Some(deployment))?
+        .into_iter()
+        .filter(|observation| observation["body"]["inference_id"].is_null())
+        .collect();
+    let before = probes
+        .iter()
+        .rev()
+        .find(|probe| probe["seq"].as_u64() < Some(seq));
+    let after = probes
+        .iter()
+        .find(|probe| probe["seq"].as_u64() > Some(seq));
+    Ok(json!({"before": before, "after": after}))
 }
 
 /// An inclusion proof of entry `seq` against the latest signed tree head, if one covers it.
