@@ -2,38 +2,12 @@
 //! an upgrade, an incident rollback and a re-upgrade, `audit alias --at` answers right before,
 //! inside and after every segment, and the ledger verifies.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use ascribe_ledger::Timestamp;
 use serde_json::Value;
 
-struct Ascribe<'a> {
-    home: &'a Path,
-    db: String,
-}
+mod common;
 
-impl Ascribe<'_> {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ascribe"))
-            .args(args)
-            .env("ASCRIBE_HOME", self.home)
-            .env("ASCRIBE_DB", &self.db)
-            .current_dir(self.home)
-            .output()
-            .expect("ascribe runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> Value {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "ascribe {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
-    }
-}
+use common::Ascribe;
 
 fn micros(time: &str) -> i64 {
     Timestamp::parse(time)
@@ -95,9 +69,12 @@ fn scripted_history(db: String) {
         "--require-evidence",
         "--json",
     ]);
-    let refused = ascribe.run(&[
-        "alias", "rotate", "v1", "--to", aug, "--kind", "upgrade", "--reason", "newer",
-    ]);
+    let refused = ascribe
+        .command(&[
+            "alias", "rotate", "v1", "--to", aug, "--kind", "upgrade", "--reason", "newer",
+        ])
+        .output()
+        .expect("ascribe runs");
     assert_eq!(
         refused.status.code(),
         Some(2),

@@ -13,24 +13,23 @@
 //! the Python version) differs. When it cannot be built the test fails with pip's output.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Instant;
 
 use ascribe_gateway::testing::StandInUpstream;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 /// The pins, compiled in so that a change to them rebuilds this test and its venv.
+mod common;
+
+use common::{Ascribe, Server};
+
 const REQUIREMENTS: &str = include_str!("sdk/requirements.txt");
 /// The variable the Anthropic deployments read their provider key from.
 const ANTHROPIC_KEY_VARIABLE: &str = "ASCRIBE_SDK_TEST_ANTHROPIC_KEY";
 /// How long the server may take to print its address, and to exit after SIGTERM.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The stamp file inside the venv.
 const STAMP: &str = "ascribe-requirements.sha256";
 
@@ -127,106 +126,6 @@ fn sdk_python() -> PathBuf {
         );
     }
     venv.join("bin/python")
-}
-
-struct Ascribe<'a> {
-    home: &'a Path,
-}
-
-impl Ascribe<'_> {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ascribe"));
-        command
-            .args(args)
-            .env("ASCRIBE_HOME", self.home)
-            .env("ASCRIBE_DB", "sqlite://ledger.db")
-            .env_remove("ASCRIBE_LISTEN")
-            .current_dir(self.home);
-        command
-    }
-
-    /// Runs a command that must succeed and print JSON.
-    fn json(&self, args: &[&str]) -> Value {
-        let output = run_or_fail(&mut self.command(args), &format!("ascribe {args:?}"));
-        serde_json::from_slice(&output.stdout).expect("ascribe prints JSON")
-    }
-}
-
-/// A running `ascribe serve`, killed if the test ends before it stopped.
-struct Server {
-    child: Option<Child>,
-    base: String,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts on a port the kernel picks and waits for the address it prints.
-    fn start(ascribe: &Ascribe<'_>) -> Server {
-        let log = ascribe.home.join("serve.log");
-        let mut child = ascribe
-            .command(&["serve", "--listen", "127.0.0.1:0"])
-            .env("ASCRIBE_LOG", "info")
-            .env(ANTHROPIC_KEY_VARIABLE, "sk-ant-standin")
-            .stdout(Stdio::piped())
-            .stderr(File::create(&log).expect("log file"))
-            .spawn()
-            .expect("ascribe serve starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Keep reading to the end, so the server never writes to a closed pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
-        let mut server = Server {
-            child: Some(child),
-            base: String::new(),
-            log,
-        };
-        match lines.recv_timeout(START_TIMEOUT) {
-            Ok(line) => match line.strip_prefix("listening on ") {
-                Some(base) => server.base = base.to_owned(),
-                None => panic!("unexpected first line `{line}`: {}", server.log()),
-            },
-            Err(_) => panic!("ascribe serve printed no address: {}", server.log()),
-        }
-        server
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM and waits, within [`STOP_TIMEOUT`], for the process to exit.
-    fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let pid = child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(
-            sent.is_ok_and(|status| status.success()),
-            "kill -TERM {pid}"
-        );
-        let (exited, exit) = mpsc::channel();
-        let waiter = std::thread::spawn(move || {
-            let _ = exited.send(child.wait());
-        });
-        let Ok(status) = exit.recv_timeout(STOP_TIMEOUT) else {
-            let _ = Command::new("kill").args(["-KILL", &pid]).status();
-            panic!("ascribe serve ignored SIGTERM: {}", self.log());
-        };
-        waiter.join().expect("waiter");
-        status.expect("wait")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// A stand-in scenario behind one deployment and one alias of the caller's choosing.
@@ -383,7 +282,7 @@ fn register(ascribe: &Ascribe<'_>, upstream: &StandInUpstream) {
     for scenario in &SCENARIOS {
         let name = scenario.upstream_model;
         let checkpoint = format!("standin:{name}");
-        ascribe.json(&[
+        ascribe.ok(&[
             "checkpoint",
             "register",
             "--provider",
@@ -411,8 +310,8 @@ fn register(ascribe: &Ascribe<'_>, upstream: &StandInUpstream) {
         if scenario.dialect == "anthropic" {
             deployment.extend(["--api-key-env", ANTHROPIC_KEY_VARIABLE]);
         }
-        ascribe.json(&deployment);
-        ascribe.json(&["alias", "create", scenario.alias, "--to", name, "--json"]);
+        ascribe.ok(&deployment);
+        ascribe.ok(&["alias", "create", scenario.alias, "--to", name, "--json"]);
     }
 }
 
@@ -455,7 +354,7 @@ fn audit_call(ascribe: &Ascribe<'_>, line: &Value, expected: &Expected) {
 
     // Every recorded call carried a decision reference: plain calls are found through it.
     let decision = line["decision"].as_str().expect("a decision reference");
-    let found = ascribe.json(&["audit", "decision", decision, "--json"]);
+    let found = ascribe.ok(&["audit", "decision", decision, "--json"]);
     let inferences = found["inferences"].as_array().expect("inferences");
     assert_eq!(inferences.len(), 1, "{call}: {found}");
     let id = inferences[0]["inference_id"].as_str().expect("an id");
@@ -466,7 +365,7 @@ fn audit_call(ascribe: &Ascribe<'_>, line: &Value, expected: &Expected) {
         );
     }
 
-    let audit = ascribe.json(&["audit", "inference", id, "--json"]);
+    let audit = ascribe.ok(&["audit", "inference", id, "--json"]);
     let context = format!("{call}: {audit}");
     assert_eq!(audit["inference_id"], id, "{context}");
     assert_eq!(audit["caller"], "app", "{context}");
@@ -502,7 +401,7 @@ fn audit_call(ascribe: &Ascribe<'_>, line: &Value, expected: &Expected) {
     match headers["ascribe-receipt"].as_str() {
         Some(receipt) => {
             assert_eq!(headers["ascribe-checkpoint"], expected.checkpoint, "{call}");
-            let verified = ascribe.json(&["receipt", "verify", receipt, "--json"]);
+            let verified = ascribe.ok(&["receipt", "verify", receipt, "--json"]);
             assert_eq!(verified["ok"], true, "{call}: {verified}");
             assert_eq!(
                 verified["receipt"]["inference_id"], id,
@@ -532,14 +431,17 @@ fn official_sdks_call_the_gateway_and_the_ledger_names_what_served_them() {
     let venv_ready = started.elapsed();
 
     let home = tempfile::tempdir().expect("tempdir");
-    let ascribe = Ascribe { home: home.path() };
-    ascribe.json(&["init", "--json"]);
-    let key = ascribe.json(&["key", "create", "app", "--role", "caller", "--json"]);
+    let ascribe = Ascribe {
+        home: home.path(),
+        db: "sqlite://ledger.db".to_owned(),
+    };
+    ascribe.ok(&["init", "--json"]);
+    let key = ascribe.ok(&["key", "create", "app", "--role", "caller", "--json"]);
     let token = key["token"].as_str().expect("token").to_owned();
     let upstream = StandInUpstream::start().expect("stand-in starts");
     register(&ascribe, &upstream);
 
-    let mut server = Server::start(&ascribe);
+    let mut server = Server::start(&ascribe, &[], &[(ANTHROPIC_KEY_VARIABLE, "sk-ant-standin")]);
     let mut lines = run_script(&python, "openai_calls.py", &server, &token);
     lines.extend(run_script(&python, "anthropic_calls.py", &server, &token));
     let status = server.terminate();
@@ -558,7 +460,7 @@ fn official_sdks_call_the_gateway_and_the_ledger_names_what_served_them() {
         }
     }
 
-    let report = ascribe.json(&["verify", "--json"]);
+    let report = ascribe.ok(&["verify", "--json"]);
     assert_eq!(report["ok"], true, "{report}");
     eprintln!(
         "venv ready in {:.1} s, SDK calls and audits in {:.1} s",

@@ -2,135 +2,26 @@
 //! `ascribe key create` drives registry changes over HTTP, SIGTERM stops the server cleanly,
 //! and the ledger it leaves verifies, with a signed tree head over its last entry.
 
-use std::fs::File;
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
-/// How long the server may take to answer `/healthz` after it was started.
-const READY_TRIES: u32 = 200;
-const READY_POLL: Duration = Duration::from_millis(50);
-/// How long the server may take to exit after SIGTERM.
-const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+mod common;
 
-struct Ascribe<'a> {
-    home: &'a Path,
-    db: String,
-}
+use common::{Ascribe, Server};
 
-impl Ascribe<'_> {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ascribe"));
-        command
-            .args(args)
-            .env("ASCRIBE_HOME", self.home)
-            .env("ASCRIBE_DB", &self.db)
-            .env_remove("ASCRIBE_LISTEN")
-            .current_dir(self.home);
-        command
-    }
-
-    fn ok(&self, args: &[&str]) -> Value {
-        let output: Output = self.command(args).output().expect("ascribe runs");
-        assert!(
-            output.status.success(),
-            "ascribe {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
-    }
-}
-
-/// A running `ascribe serve`, killed if the test ends before it stopped.
-struct Server {
-    child: Option<Child>,
-    base: String,
-    log: std::path::PathBuf,
-}
-
-impl Server {
-    fn start(ascribe: &Ascribe<'_>) -> Server {
-        let port = free_port();
-        let log = ascribe.home.join("serve.log");
-        let child = ascribe
-            .command(&["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("ASCRIBE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).expect("log file"))
-            .spawn()
-            .expect("ascribe serve starts");
-        Server {
-            child: Some(child),
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Polls `/healthz`, a bounded number of times, until it answers.
-    fn wait_until_ready(&mut self, client: &Client) {
-        for _ in 0..READY_TRIES {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("ascribe serve exited early ({status}): {}", self.log());
-                }
-            }
-            let health = client.get(format!("{}/healthz", self.base)).send();
-            if let Ok(response) = health {
-                assert_eq!(response.status(), 200);
-                assert_eq!(
-                    response.json::<Value>().expect("json"),
-                    json!({"status": "ok"})
-                );
-                return;
-            }
-            std::thread::sleep(READY_POLL);
-        }
-        panic!("ascribe serve did not answer /healthz: {}", self.log());
-    }
-
-    /// Sends SIGTERM and waits, within [`STOP_TIMEOUT`], for the process to exit.
-    fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let pid = child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(
-            sent.is_ok_and(|status| status.success()),
-            "kill -TERM {pid}"
-        );
-        let (exited, exit) = mpsc::channel();
-        let waiter = std::thread::spawn(move || {
-            let status = child.wait();
-            let _ = exited.send(status);
-        });
-        let Ok(status) = exit.recv_timeout(STOP_TIMEOUT) else {
-            let _ = Command::new("kill").args(["-KILL", &pid]).status();
-            panic!("ascribe serve ignored SIGTERM: {}", self.log());
-        };
-        waiter.join().expect("waiter");
-        status.expect("wait")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
-    listener.local_addr().expect("address").port()
+/// Checks that `/healthz` answers as documented.
+fn assert_healthy(client: &Client, server: &Server) {
+    let health = client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .expect("answers");
+    assert_eq!(health.status(), 200);
+    assert_eq!(
+        health.json::<Value>().expect("json"),
+        json!({"status": "ok"})
+    );
 }
 
 fn post(client: &Client, server: &Server, token: &str, path: &str, body: Value) -> Value {
@@ -160,8 +51,8 @@ fn serve_then_stop(db: String) {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
-    let mut server = Server::start(&ascribe);
-    server.wait_until_ready(&client);
+    let mut server = Server::start(&ascribe, &[], &[]);
+    assert_healthy(&client, &server);
 
     let (may, aug) = ("gpt-4o-2024-05-13", "gpt-4o-2024-08-06");
     for snapshot in [may, aug] {
@@ -280,8 +171,8 @@ fn replay_reproduces_against_the_same_deployment_and_says_when_it_is_gone() {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
-    let mut server = Server::start(&ascribe);
-    server.wait_until_ready(&client);
+    let mut server = Server::start(&ascribe, &[], &[]);
+    assert_healthy(&client, &server);
     let body = json!({"model": "v1", "messages": [{"role": "user", "content": "hi"}]});
     let response = client
         .post(format!("{}/v1/chat/completions", server.base))

@@ -1,0 +1,128 @@
+//! What the CLI's integration tests share: running `ascribe` in a home directory, and an
+//! `ascribe serve` process that is stopped with SIGTERM, or killed if a test fails first.
+
+#![allow(dead_code)] // Each test file uses a different part of these helpers.
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// How long `ascribe serve` may take to print its address, and to exit after SIGTERM.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `ascribe` with `ASCRIBE_HOME` and `ASCRIBE_DB` set, run in the home directory.
+pub struct Ascribe<'a> {
+    pub home: &'a Path,
+    pub db: String,
+}
+
+impl Ascribe<'_> {
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ascribe"));
+        command
+            .args(args)
+            .env("ASCRIBE_HOME", self.home)
+            .env("ASCRIBE_DB", &self.db)
+            .env_remove("ASCRIBE_LISTEN")
+            .current_dir(self.home);
+        command
+    }
+
+    /// Runs a command that must succeed; returns its JSON output, or `null` for text.
+    pub fn ok(&self, args: &[&str]) -> Value {
+        let output = self.command(args).output().expect("ascribe runs");
+        assert!(
+            output.status.success(),
+            "ascribe {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+    }
+}
+
+/// A running `ascribe serve`, killed if the test ends before it stopped.
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`, as the server printed it.
+    pub base: String,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts on a port the kernel picks, with `env` added to its environment, and waits for
+    /// the address it prints.
+    pub fn start(ascribe: &Ascribe<'_>, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let log = ascribe.home.join("serve.log");
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut command = ascribe.command(&args);
+        command.env("ASCRIBE_LOG", "info").envs(env.iter().copied());
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(File::create(&log).expect("log file"))
+            .spawn()
+            .expect("ascribe serve starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep reading to the end, so the server never writes to a closed pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        let mut server = Server {
+            child: Some(child),
+            base: String::new(),
+            log,
+        };
+        match lines.recv_timeout(START_TIMEOUT) {
+            Ok(line) => match line.strip_prefix("listening on ") {
+                Some(base) => server.base = base.to_owned(),
+                None => panic!("unexpected first line `{line}`: {}", server.log()),
+            },
+            Err(_) => panic!("ascribe serve printed no address: {}", server.log()),
+        }
+        server
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits, within a bounded time, for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(
+            sent.is_ok_and(|status| status.success()),
+            "kill -TERM {pid}"
+        );
+        let (exited, exit) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _ = exited.send(child.wait());
+        });
+        let Ok(status) = exit.recv_timeout(STOP_TIMEOUT) else {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("ascribe serve ignored SIGTERM: {}", self.log());
+        };
+        waiter.join().expect("waiter");
+        status.expect("wait")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
