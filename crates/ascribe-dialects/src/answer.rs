@@ -99,9 +99,18 @@ mod tests {
 
     #[test]
     fn anthropic_answers_join_their_text_blocks() {
-        let whole = br#"{"content":[{"type":"text","text":"A"},{"type":"tool_use"},{"type":"text","text":"B"}]}"#;
+        let whole = concat!(
+            r#"{"content":[{"type":"text","text":"A"},{"type":"tool_use"},"#,
+            r#"{"type":"text","text":"B"}]}"#
+        )
+        .as_bytes();
         assert_eq!(answer_text(Api::Messages, whole).as_deref(), Some("AB"));
-        let stream = b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n";
+        let stream = concat!(
+            "event: content_block_delta\n",
+            r#"data: {"type":"content_block_delta","delta":{"type":"text_delta","text":"Hi"}}"#,
+            "\n\n"
+        )
+        .as_bytes();
         assert_eq!(answer_text(Api::Messages, stream).as_deref(), Some("Hi"));
         assert_eq!(answer_text(Api::Messages, b"{}"), None);
     }

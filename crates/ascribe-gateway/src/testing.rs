@@ -59,7 +59,10 @@ const ANTHROPIC_MESSAGES_STREAM: &str = fixture!("anthropic-messages-stream.sse"
 const ANTHROPIC_OVERLOADED: &str = fixture!("anthropic-error-529.json");
 const AZURE_CHAT: &str = fixture!("azure-openai-chat.json");
 const AZURE_CHAT_STREAM: &str = fixture!("azure-openai-chat-stream.sse");
-const EMBEDDINGS: &str = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-0.5]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":2,"total_tokens":2}}"#;
+const EMBEDDINGS: &str = concat!(
+    r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.25,-0.5]}],"#,
+    r#""model":"text-embedding-3-small","usage":{"prompt_tokens":2,"total_tokens":2}}"#
+);
 
 /// A running stand-in upstream; it stops when dropped.
 pub struct StandInUpstream {
@@ -163,7 +166,10 @@ async fn answer(body: Bytes) -> Response {
         }
         _ => json(
             404,
-            r#"{"error":{"message":"no such model","type":"invalid_request_error","param":"model","code":"model_not_found"}}"#,
+            concat!(
+                r#"{"error":{"message":"no such model","type":"invalid_request_error","#,
+                r#""param":"model","code":"model_not_found"}}"#
+            ),
         ),
     }
 }
@@ -178,7 +184,10 @@ async fn azure(
         .query()
         .is_some_and(|query| query.contains("api-version="));
     if headers.get("api-key").is_none() || !has_version {
-        let error = r#"{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint."}}"#;
+        let error = concat!(
+            r#"{"error":{"code":"401","message":"Access denied due to invalid "#,
+            r#"subscription key or wrong API endpoint."}}"#
+        );
         return json(401, error);
     }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);

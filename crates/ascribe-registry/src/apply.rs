@@ -307,8 +307,9 @@ pub fn plan_document(
     let document = read_document(role, &base.join(path))?;
     document.validate().map_err(invalid)?;
     let reference = document.reference();
-    let already_planned = changes.iter().any(|change| {
-        matches!(change, PlannedChange::StoreDocument(planned) if planned.digest() == reference.digest)
+    let already_planned = changes.iter().any(|change| match change {
+        PlannedChange::StoreDocument(planned) => planned.digest() == reference.digest,
+        _ => false,
     });
     let stored = ascribe_store::query::read(backend, |tx| {
         queries::document_exists(tx, &reference.digest)

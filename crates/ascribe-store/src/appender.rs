@@ -218,7 +218,8 @@ fn commit(ledger: &mut Ledger, batch: Vec<(PendingEntry, Reply)>) {
             .map(|outcome| outcome.map_err(rejection_error))
             .collect(),
         Err(error) if pendings.len() > 1 => {
-            tracing::warn!(%error, n_entries = pendings.len(), "ledger batch failed; retrying alone");
+            let n_entries = pendings.len();
+            tracing::warn!(%error, n_entries, "ledger batch failed; retrying alone");
             pendings
                 .chunks(1)
                 .map(|single| commit_alone(ledger, single))

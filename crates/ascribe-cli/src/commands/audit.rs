@@ -122,9 +122,12 @@ fn window(
         .into_iter()
         .map(|segment| annotated(backend, segment))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(
-        json!({"alias": alias, "from": from.to_string(), "to": to.to_string(), "segments": segments}),
-    )
+    Ok(json!({
+        "alias": alias,
+        "from": from.to_string(),
+        "to": to.to_string(),
+        "segments": segments,
+    }))
 }
 
 /// A segment with the flags an auditor must see: a moving upstream name.

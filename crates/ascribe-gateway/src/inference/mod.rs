@@ -214,7 +214,8 @@ async fn record_failure(
     let served = ServedIdentity::default();
     let verdict = Verdict::nothing_served();
     let recording = call.record(&served, &verdict, outcome);
-    tracing::warn!(inference_id = %call.inference_id, failure = %failure.describe(), "upstream failed");
+    let (inference_id, failure_text) = (&call.inference_id, failure.describe());
+    tracing::warn!(%inference_id, failure = %failure_text, "upstream failed");
     match call.write(state, recording, &served, &verdict).await {
         Ok(_) => {
             InferenceError::new(call.api, kind, failure.describe()).recorded(&call.inference_id)

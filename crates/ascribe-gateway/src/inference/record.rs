@@ -214,7 +214,8 @@ impl Call {
         let appended = match outcomes.next() {
             Some(Ok(appended)) => appended,
             Some(Err(error)) => {
-                tracing::error!(inference_id = %self.inference_id, %error, "inference not recorded");
+                let inference_id = &self.inference_id;
+                tracing::error!(%inference_id, %error, "inference not recorded");
                 return Err(unrecorded());
             }
             None => return Err(unrecorded()),

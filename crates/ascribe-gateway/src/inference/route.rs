@@ -42,7 +42,10 @@ pub(crate) async fn resolve(
         return Err(InferenceError::new(
             api,
             ErrorKind::NotFound,
-            format!("the model `{model}` does not exist: it is neither an alias nor a served checkpoint"),
+            format!(
+                "the model `{model}` does not exist: it is neither an alias nor a served \
+                 checkpoint"
+            ),
         ));
     };
     let upstream: Upstream = deployment.dialect.to_string().parse().map_err(|_| {
