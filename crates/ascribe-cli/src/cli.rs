@@ -37,7 +37,7 @@ pub struct LocationArgs {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the gateway's HTTP API (the admin API today) until SIGTERM or Ctrl-C.
+    /// Serve the gateway (OpenAI and Anthropic APIs, admin API) until SIGTERM or Ctrl-C.
     Serve(crate::commands::serve::ServeArgs),
     /// Create the database, the signing key pair and the ledger's first state.
     Init(InitArgs),
@@ -404,6 +404,10 @@ pub struct ProofArgs {
     /// The larger tree size of a consistency proof.
     #[arg(long, value_name = "TO")]
     pub to: Option<u64>,
+
+    /// Accepted for uniformity: proofs are always printed as one JSON document.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `ascribe key ...`.

@@ -113,14 +113,17 @@ pub fn hint_for(error: &anyhow::Error) -> Option<String> {
         .chain()
         .find_map(|cause| cause.downcast_ref::<StoreError>());
     match store_error? {
-        StoreError::NotInitialised(_) => Some(
-            "Run `ascribe init` first, or point --home/--db (ASCRIBE_HOME/ASCRIBE_DB) at an \
-             existing ledger."
-                .to_owned(),
-        ),
+        StoreError::NotInitialised(_) => {
+            Some("Or point --home/--db (ASCRIBE_HOME/ASCRIBE_DB) at an existing ledger.".to_owned())
+        }
         StoreError::Postgres(_) => Some(
             "Check that PostgreSQL is reachable and that --db or ASCRIBE_DB names the right \
              database."
+                .to_owned(),
+        ),
+        StoreError::File { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => Some(
+            "Run `ascribe init` first, or point --home (ASCRIBE_HOME) at the directory holding \
+             the ledger.key and ledger.pub that `ascribe init` wrote."
                 .to_owned(),
         ),
         StoreError::File { .. } => Some(

@@ -11,12 +11,13 @@ pub enum StoreError {
     #[error("postgres: {}", postgres_message(.0))]
     Postgres(#[from] postgres::Error),
     /// A file next to the database (key, directory) could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     File {
         /// The path involved.
         path: String,
-        /// The operating system's error.
-        source: std::io::Error,
+        /// The operating system's error (kept out of the error chain, which would print it
+        /// twice).
+        cause: std::io::Error,
     },
     /// The `--db` value is not a database location Ascribe understands.
     #[error("unsupported database location `{0}`; use sqlite://PATH or postgres://...")]
@@ -59,7 +60,7 @@ impl StoreError {
     pub(crate) fn file(path: &std::path::Path, source: std::io::Error) -> StoreError {
         StoreError::File {
             path: path.display().to_string(),
-            source,
+            cause: source,
         }
     }
 }

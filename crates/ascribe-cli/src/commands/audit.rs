@@ -222,6 +222,19 @@ fn print_inference(answer: &Value) {
         answer["status"],
         text(&answer["outcome"])
     );
+    let completion = &answer["completion"]["record"];
+    if !completion.is_null() {
+        let ended = if completion["completed"] == true {
+            "completed"
+        } else {
+            "truncated"
+        };
+        println!(
+            "stream      {ended} (finish {}, {} bytes)",
+            text(&completion["finish_reason"]),
+            completion["n_bytes"]
+        );
+    }
     for (when, probe) in [
         ("before", "last probe before"),
         ("after", "first probe after"),

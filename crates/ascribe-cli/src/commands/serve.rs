@@ -30,6 +30,16 @@ pub struct ServeArgs {
         default_value_t = 0
     )]
     pub probe_interval: u64,
+
+    /// Give up on an upstream that sends no response headers, or no next chunk of a
+    /// stream, for SECONDS. Default: 300.
+    #[arg(
+        long,
+        env = "ASCRIBE_UPSTREAM_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 300
+    )]
+    pub upstream_timeout: u64,
 }
 
 /// Serves until a shutdown signal, then lets requests in flight finish and signs a last tree
@@ -51,8 +61,10 @@ pub fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Outcome> {
     let config = ascribe_gateway::GatewayConfig {
         probe_interval: (args.probe_interval > 0)
             .then(|| std::time::Duration::from_secs(args.probe_interval)),
+        upstream_timeout: std::time::Duration::from_secs(args.upstream_timeout.max(1)),
         ..ascribe_gateway::GatewayConfig::default()
     };
+    warn_about_missing_provider_keys(context);
     let state = AppState::open_with(&context.location, signer, config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -60,6 +72,28 @@ pub fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Outcome> {
         .context("cannot start the async runtime")?;
     runtime.block_on(serve(&listen, state))?;
     Ok(Outcome::Success)
+}
+
+/// Says at start which deployments cannot be called because their provider key variable is
+/// not set in this environment (calls to them would fail).
+fn warn_about_missing_provider_keys(context: &Context) {
+    let Ok(mut backend) = context.backend() else {
+        return;
+    };
+    let Ok(deployments) = ascribe_registry::queries::deployments(backend.as_mut()) else {
+        return;
+    };
+    for deployment in deployments {
+        let Some(variable) = deployment.api_key_env else {
+            continue;
+        };
+        if std::env::var_os(&variable).is_none() {
+            eprintln!(
+                "ascribe: warning: {variable} is not set; deployment `{}` cannot be called",
+                deployment.name
+            );
+        }
+    }
 }
 
 async fn serve(listen: &str, state: AppState) -> anyhow::Result<()> {

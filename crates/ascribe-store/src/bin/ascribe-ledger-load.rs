@@ -178,7 +178,7 @@ fn load_or_create_signer(args: &Args) -> Result<NoteSigner, String> {
         return match files.create(&args.origin) {
             Ok(signer) => Ok(signer),
             // Another process created it between the check and the create: use theirs.
-            Err(StoreError::File { source, .. })
+            Err(StoreError::File { cause: source, .. })
                 if source.kind() == std::io::ErrorKind::AlreadyExists =>
             {
                 files.load_signer().map_err(text)
