@@ -94,6 +94,17 @@ fn scripted_history(db: String) {
         "eval.json",
         "--json",
     ]);
+    let wrong_kind = ascribe
+        .command(&[
+            "alias", "rollback", "v1", "--kind", "upgrade", "--reason", "x",
+        ])
+        .output()
+        .expect("ascribe runs");
+    assert_eq!(
+        wrong_kind.status.code(),
+        Some(2),
+        "a rollback is rollback or incident"
+    );
     ascribe.ok(&[
         "alias",
         "rollback",

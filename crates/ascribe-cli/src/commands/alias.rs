@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use ascribe_registry::apply;
 use ascribe_registry::changes::{create_alias, rotate_alias, NewAlias, NewRotation};
-use ascribe_registry::{queries, Evidence};
+use ascribe_registry::{queries, Evidence, RotationKind};
 use ascribe_store::{Ledger, PendingEntry};
 use serde_json::json;
 
@@ -65,7 +65,12 @@ pub fn run(context: &Context, command: AliasCommand) -> anyhow::Result<Outcome> 
             actor: who,
             output,
         } => {
-            let kind = kind.parse().map_err(anyhow::Error::msg)?;
+            let kind: RotationKind = kind.parse().map_err(anyhow::Error::msg)?;
+            if !matches!(kind, RotationKind::Rollback | RotationKind::Incident) {
+                anyhow::bail!(
+                    "a rollback is recorded as kind `rollback` or `incident`, not `{kind}`"
+                );
+            }
             let rotation = NewRotation {
                 alias: name.clone(),
                 to: None,
