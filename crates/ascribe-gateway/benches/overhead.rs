@@ -30,9 +30,6 @@
 //! (default `1,64`); `ASCRIBE_BENCH_STREAMS` (default 200) streamed calls;
 //! `ASCRIBE_BENCH_STORES` (default `sqlite,postgres`).
 
-use std::fs::OpenOptions;
-use std::io::Write as _;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -109,7 +106,7 @@ fn main() {
             "round", "conc", "target", "calls", "ok", "p50 ms", "p99 ms", "req/s"
         );
         for round in 1..=rounds {
-            let fsync = fsync_ms(directory.path());
+            let fsync = ascribe_store::testing::fsync_median_ms(directory.path());
             fsyncs.push(fsync);
             println!("  {round:<5} fsync (4 KiB write + fdatasync), median: {fsync:.3} ms");
             for &concurrency in &levels {
@@ -537,26 +534,4 @@ fn spread(values: impl Iterator<Item = f64>, decimals: usize) -> String {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
-}
-
-/// Median of 200 appends of 4 KiB, each followed by fdatasync, in `directory`.
-fn fsync_ms(directory: &Path) -> f64 {
-    let path = directory.join("fsync-probe");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(&path)
-        .expect("creates");
-    let block = [7u8; 4096];
-    let times: Vec<f64> = (0..200)
-        .map(|_| {
-            let begun = Instant::now();
-            file.write_all(&block).expect("writes");
-            file.sync_data().expect("syncs");
-            begun.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    let _ = std::fs::remove_file(&path);
-    median(times)
 }

@@ -5,8 +5,6 @@
 //! `ASCRIBE_BENCH_ENTRIES` (default 100000) sets the size of the ledger verified and proven;
 //! PostgreSQL is the server of `ASCRIBE_TEST_POSTGRES` (default: local), in a fresh schema.
 
-use std::fs::OpenOptions;
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +28,7 @@ fn main() {
     println!("physical limits");
     println!(
         "  fsync (4 KiB write + fdatasync), median: {:.3} ms",
-        fsync_ms(directory.path())
+        ascribe_store::testing::fsync_median_ms(directory.path())
     );
     println!(
         "  SHA-256, one core, 1 MiB blocks: {:.2} GB/s",
@@ -163,27 +161,6 @@ fn fill(mut ledger: Ledger, target: u64) -> Ledger {
         next += batch.len() as u64;
     }
     ledger
-}
-
-fn fsync_ms(directory: &std::path::Path) -> f64 {
-    let path = directory.join("fsync-probe");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)
-        .expect("creates");
-    let block = [7u8; 4096];
-    let mut times: Vec<f64> = (0..200)
-        .map(|_| {
-            let begun = Instant::now();
-            file.write_all(&block).expect("writes");
-            file.sync_data().expect("syncs");
-            begun.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
 }
 
 fn sha256_gb_per_s() -> f64 {
