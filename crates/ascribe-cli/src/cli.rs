@@ -70,6 +70,29 @@ pub enum Command {
     /// Check receipts handed out with answers.
     #[command(subcommand)]
     Receipt(ReceiptCommand),
+    /// Write an evidence package for a window of time: JSONL with proofs, CSV or HTML.
+    Export(ExportArgs),
+}
+
+/// Flags of `ascribe export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The window's start (RFC 3339, inclusive).
+    #[arg(long, value_name = "TIME")]
+    pub from: String,
+    /// The window's end (RFC 3339, exclusive).
+    #[arg(long, value_name = "TIME")]
+    pub to: String,
+    /// `jsonl` (entries with proofs, verifiable offline), `csv` (one row per inference) or
+    /// `html` (a report with a timeline per alias).
+    #[arg(long, value_name = "FORMAT", default_value = "jsonl")]
+    pub format: String,
+    /// Write to PATH; `-` writes to standard output.
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: PathBuf,
+    /// Print what was written as one JSON document.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Who a registry change is recorded as made by.
@@ -322,6 +345,44 @@ pub enum AuditCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Every period a checkpoint was in production, behind which aliases, and what it served.
+    Checkpoint {
+        /// The checkpoint id (`sha256:...` or `<provider>:<snapshot>`).
+        id: String,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Inferences in a window, optionally of one caller, alias or checkpoint, a page at a time.
+    Inferences {
+        /// The window's start (RFC 3339, inclusive).
+        #[arg(long, value_name = "TIME")]
+        from: String,
+        /// The window's end (RFC 3339, exclusive).
+        #[arg(long, value_name = "TIME")]
+        to: String,
+        /// Only inferences made with caller key NAME.
+        #[arg(long, value_name = "NAME")]
+        caller: Option<String>,
+        /// Only inferences through alias NAME.
+        #[arg(long, value_name = "NAME")]
+        alias: Option<String>,
+        /// Only inferences checkpoint ID served.
+        #[arg(long, value_name = "ID")]
+        checkpoint: Option<String>,
+        /// Only inferences that carry a decision reference.
+        #[arg(long)]
+        with_decision: bool,
+        /// Continue after SEQ: the `next` of the previous page.
+        #[arg(long, value_name = "SEQ")]
+        after: Option<u64>,
+        /// Rows per page (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Output format.
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// What an alias resolved to at an instant, or its timeline over a window.
     #[command(group(clap::ArgGroup::new("when").required(true).args(["at", "from"])))]
     Alias {
@@ -364,6 +425,10 @@ pub struct VerifyArgs {
     /// The key the database itself names is never trusted: it could have been replaced.
     #[arg(long, value_name = "FILE")]
     pub public_key: Option<PathBuf>,
+
+    /// Verify the JSONL evidence package at PATH instead of the database, offline.
+    #[arg(long, value_name = "PATH")]
+    pub export: Option<PathBuf>,
 
     /// Print one JSON document instead of text.
     #[arg(long)]

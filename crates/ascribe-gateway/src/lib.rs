@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod audit;
 mod auth;
 mod error;
 mod extract;
@@ -52,6 +53,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
+        .merge(audit::routes())
         .nest("/admin/v1", admin::routes())
         .nest("/v1", inference::routes())
         .fallback(error::route_not_found)

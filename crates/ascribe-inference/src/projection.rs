@@ -1,5 +1,8 @@
-//! Keeps the `inferences`, `inference_observations` and `checkpoint_fingerprints` tables in
-//! step with inference entries.
+//! Keeps the `inferences`, `observations`, `inference_observations` and
+//! `checkpoint_fingerprints` tables in step with inference entries.
+//!
+//! Every index here is keyed by `seq`, not `time`: the writer never lets `time` decrease
+//! along `seq`, so a time window is one `seq` range, found once in `ledger_entries`.
 
 use ascribe_ledger::Entry;
 use ascribe_store::{Backend, Projection, SqlValue, StoreError, Tx};
@@ -27,11 +30,11 @@ CREATE TABLE IF NOT EXISTS inferences (
     completed_seq BIGINT,
     completed BIGINT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS inferences_seq ON inferences (seq);
 CREATE INDEX IF NOT EXISTS inferences_decision ON inferences (decision, seq);
-CREATE INDEX IF NOT EXISTS inferences_checkpoint_time ON inferences (checkpoint, time);
-CREATE INDEX IF NOT EXISTS inferences_alias_time ON inferences (alias, time);
-CREATE INDEX IF NOT EXISTS inferences_caller_time ON inferences (caller, time);
-CREATE INDEX IF NOT EXISTS inferences_time ON inferences (time);
+CREATE INDEX IF NOT EXISTS inferences_checkpoint_seq ON inferences (checkpoint, seq);
+CREATE INDEX IF NOT EXISTS inferences_alias_seq ON inferences (alias, seq);
+CREATE INDEX IF NOT EXISTS inferences_caller_seq ON inferences (caller, seq);
 CREATE TABLE IF NOT EXISTS inference_observations (
     seq BIGINT PRIMARY KEY,
     inference_id TEXT NOT NULL,
@@ -41,10 +44,16 @@ CREATE TABLE IF NOT EXISTS inference_observations (
 );
 CREATE INDEX IF NOT EXISTS inference_observations_inference
     ON inference_observations (inference_id);
-CREATE TABLE IF NOT EXISTS inference_payloads (
-    digest TEXT PRIMARY KEY,
-    content_base64 TEXT NOT NULL
+CREATE TABLE IF NOT EXISTS observations (
+    seq BIGINT PRIMARY KEY,
+    time TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    deployment TEXT NOT NULL,
+    checkpoint TEXT NOT NULL,
+    inference_id TEXT
 );
+CREATE INDEX IF NOT EXISTS observations_deployment_seq ON observations (deployment, seq);
+CREATE INDEX IF NOT EXISTS observations_checkpoint_seq ON observations (checkpoint, seq);
 CREATE TABLE IF NOT EXISTS inference_payloads (
     digest TEXT PRIMARY KEY,
     content_base64 TEXT NOT NULL
@@ -143,6 +152,18 @@ fn completed(tx: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
 
 fn observed(tx: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
     let body = &entry.body;
+    tx.execute(
+        "INSERT INTO observations (seq, time, kind, deployment, checkpoint, inference_id) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            entry.seq.into(),
+            entry.time.to_string().into(),
+            text(body, "kind"),
+            text(body, "deployment"),
+            text(body, "checkpoint"),
+            text(body, "inference_id"),
+        ],
+    )?;
     if body.get("inference_id").is_none_or(Value::is_null) {
         return probed(tx, entry);
     }

@@ -25,7 +25,8 @@ mod schema;
 
 pub use model::{
     AliasRecord, AnswerModel, CheckpointKind, CheckpointRecord, DeploymentRecord, Dialect,
-    DocumentRef, DocumentRole, Evidence, MismatchPolicy, Retention, RotationKind, Segment,
+    DocumentRecord, DocumentRef, DocumentRole, Evidence, MismatchPolicy, Retention, RotationKind,
+    Segment,
 };
 pub use projection::RegistryProjection;
 pub use schema::create_tables;

@@ -162,6 +162,25 @@ pub struct DocumentRef {
     pub size: u64,
 }
 
+/// A stored document as the registry describes it; its bytes are fetched separately.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DocumentRecord {
+    /// `sha256:<hex>` of the content.
+    pub digest: String,
+    /// The file name it was stored from.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What it is: `card`, `evaluation`, `lineage` or `evidence`.
+    pub role: String,
+    /// Its media type, guessed from the name.
+    pub media_type: String,
+    /// The `seq` of its `document.stored` entry.
+    pub stored_seq: u64,
+    /// When it was stored.
+    pub stored_at: String,
+}
+
 /// Why a rotation was allowed: a stored document, a URI, or nothing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -281,6 +300,8 @@ pub struct Segment {
     pub checkpoint: String,
     /// The creation or rotation that started it.
     pub rotation: SegmentCause,
+    /// The `seq` of the rotation that ended it, or `None` while it is current.
+    pub end_seq: Option<u64>,
 }
 
 /// Whether `upstream_model` is a moving name for a checkpoint: a `*-latest` name, or, for a

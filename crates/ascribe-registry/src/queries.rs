@@ -12,7 +12,9 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 
 use crate::changes::optional_text;
-use crate::model::{AliasRecord, CheckpointRecord, DeploymentRecord, Segment, SegmentCause};
+use crate::model::{
+    AliasRecord, CheckpointRecord, DeploymentRecord, DocumentRecord, Segment, SegmentCause,
+};
 
 const SELECT_CHECKPOINT: &str = "SELECT id, kind, provider, snapshot, manifest_json, card_json, \
     evaluation_json, lineage_json, note, registered_seq, registered_at, registered_by \
@@ -23,7 +25,7 @@ const SELECT_DEPLOYMENT: &str = "SELECT name, checkpoint, dialect, base_url, ups
 const SELECT_ALIAS: &str = "SELECT name, deployment, require_evidence, on_mismatch, created_seq, \
     created_at, created_by, answer_model FROM registry_aliases";
 const SELECT_SEGMENT: &str = "SELECT alias, start_time, end_time, deployment, checkpoint, kind, \
-    actor, reason, evidence_json, start_seq FROM registry_alias_segments";
+    actor, reason, evidence_json, start_seq, end_seq FROM registry_alias_segments";
 
 fn parse<T: std::str::FromStr<Err = String>>(
     value: &SqlValue,
@@ -113,6 +115,10 @@ fn segment(row: &[SqlValue]) -> Result<Segment, StoreError> {
             evidence: parse_json(&row[8], "evidence_json")?,
             seq: row[9].count("start_seq")?,
         },
+        end_seq: match &row[10] {
+            SqlValue::Null => None,
+            value => Some(value.count("end_seq")?),
+        },
     })
 }
 
@@ -145,6 +151,31 @@ fn all<T>(
 pub fn document_exists(tx: &mut dyn Tx, digest: &str) -> Result<bool, StoreError> {
     let sql = "SELECT digest FROM registry_documents WHERE digest = $1";
     Ok(tx.query_row(sql, &[digest.into()])?.is_some())
+}
+
+/// What the registry holds about a stored document (not its bytes): its role, name, size and
+/// when it was stored.
+pub fn document(
+    backend: &mut dyn Backend,
+    digest: &str,
+) -> Result<Option<DocumentRecord>, StoreError> {
+    let sql = "SELECT digest, name, size, role, media_type, stored_seq, stored_at \
+               FROM registry_documents WHERE digest = $1";
+    read(backend, |tx| {
+        tx.query_row(sql, &[digest.into()])?
+            .map(|row| {
+                Ok(DocumentRecord {
+                    digest: row[0].text("digest")?.to_owned(),
+                    name: row[1].text("name")?.to_owned(),
+                    size: row[2].count("size")?,
+                    role: row[3].text("role")?.to_owned(),
+                    media_type: row[4].text("media_type")?.to_owned(),
+                    stored_seq: row[5].count("stored_seq")?,
+                    stored_at: row[6].text("stored_at")?.to_owned(),
+                })
+            })
+            .transpose()
+    })
 }
 
 /// The bytes of a stored document.
@@ -279,6 +310,27 @@ pub fn resolve_at(
     );
     read(backend, |tx| {
         let params = [alias.into(), instant.to_string().into()];
+        tx.query_row(&sql, &params)?
+            .map(|row| segment(&row))
+            .transpose()
+    })
+}
+
+/// The latest segment of `alias` that pointed at `deployment` and started before entry `seq`:
+/// the creation or rotation that put that deployment behind the alias for an inference
+/// recorded at `seq`. One lookup on the segments' primary key.
+pub fn segment_before(
+    backend: &mut dyn Backend,
+    alias: &str,
+    deployment: &str,
+    seq: u64,
+) -> Result<Option<Segment>, StoreError> {
+    let sql = format!(
+        "{SELECT_SEGMENT} WHERE alias = $1 AND start_seq < $2 AND deployment = $3 \
+         ORDER BY start_seq DESC LIMIT 1"
+    );
+    read(backend, |tx| {
+        let params = [alias.into(), seq.into(), deployment.into()];
         tx.query_row(&sql, &params)?
             .map(|row| segment(&row))
             .transpose()

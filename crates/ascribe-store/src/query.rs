@@ -2,7 +2,7 @@
 
 use ascribe_ledger::audit_trail::StoredHead;
 use ascribe_ledger::merkle::{self, SubtreeSource};
-use ascribe_ledger::{Hash, ProofError};
+use ascribe_ledger::{Frontier, Hash, ProofError};
 
 use crate::ledger::{read_leaf_hashes, read_meta, StoredEntry};
 use crate::sql::{Backend, SqlValue, Tx};
@@ -160,6 +160,15 @@ pub fn consistency_proof(
             .into_iter()
             .map(|(start, end)| source.subtree_root(start, end))
             .collect()
+    })
+}
+
+/// The frontier of the tree of the first `tree_size` entries: its perfect-subtree roots,
+/// largest first, read from tiles in O(log n) rows.
+pub fn frontier_at(backend: &mut dyn Backend, tree_size: u64) -> Result<Frontier, StoreError> {
+    read(backend, |tx| {
+        check_size(tx, tree_size)?;
+        Frontier::from_source(tree_size, &mut StoredLeaves(tx))
     })
 }
 

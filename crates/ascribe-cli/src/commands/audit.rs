@@ -1,15 +1,12 @@
-//! `ascribe audit inference|decision|alias`: which checkpoint decided, why it was there, and
-//! the proof.
+//! `ascribe audit ...`: the answers of `ascribe_audit`, printed as text or JSON.
 
-use anyhow::Context as _;
-use ascribe_inference::queries::InferenceView;
-use ascribe_inference::Receipt;
-use ascribe_ledger::Timestamp;
-use ascribe_registry::{queries, Segment};
+use ascribe_audit::alias::{AliasAtAnswer, AliasWindowAnswer};
+use ascribe_audit::checkpoint::CheckpointAnswer;
+use ascribe_audit::inference::{InclusionAnswer, InferenceAnswer};
+use ascribe_audit::search::{InferencePage, InferenceQuery};
+use ascribe_audit::{parse_time, Window};
 use ascribe_store::query;
 use ascribe_store::Backend;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::cli::AuditCommand;
@@ -19,21 +16,71 @@ use crate::Outcome;
 
 /// Runs one `audit` subcommand.
 pub fn run(context: &Context, command: AuditCommand) -> anyhow::Result<Outcome> {
+    let mut backend = context.backend()?;
+    // Receipts are signed when the signing key is at hand; an auditor's copy may lack it.
+    let signer = context.keys.load_signer().ok();
     match command {
         AuditCommand::Inference { id, output } => {
-            let mut backend = context.backend()?;
-            let view = ascribe_inference::queries::inference(backend.as_mut(), &id)?
-                .with_context(|| format!("no inference `{id}` in this ledger"))?;
-            let answer = inference_answer(context, backend.as_mut(), view)?;
-            print_answer(output.json, &answer)
+            let answer =
+                ascribe_audit::inference::inference(backend.as_mut(), &id, signer.as_ref())?;
+            print(output.json, &answer, |answer| print_inference(answer))
+        }
+        AuditCommand::Decision { reference, output } => {
+            let answer =
+                ascribe_audit::inference::decision(backend.as_mut(), &reference, signer.as_ref())?;
+            print(output.json, &answer, |answer| {
+                answer.inferences.iter().for_each(print_inference)
+            })
+        }
+        AuditCommand::Alias {
+            name,
+            at,
+            from,
+            to,
+            output,
+        } => match (at, from, to) {
+            (Some(at), _, _) => {
+                let answer = ascribe_audit::alias::at(backend.as_mut(), &name, parse_time(&at)?)?;
+                print(output.json, &answer, print_alias_at)
+            }
+            (None, Some(from), Some(to)) => {
+                let window = Window::parse(&from, &to)?;
+                let answer = ascribe_audit::alias::window(backend.as_mut(), &name, window)?;
+                print(output.json, &answer, print_alias_window)
+            }
+            _ => anyhow::bail!("give --at TIME, or --from TIME with --to TIME"),
+        },
+        AuditCommand::Checkpoint { id, output } => {
+            let answer = ascribe_audit::checkpoint::checkpoint(backend.as_mut(), &id)?;
+            print(output.json, &answer, print_checkpoint)
+        }
+        AuditCommand::Inferences {
+            from,
+            to,
+            caller,
+            alias,
+            checkpoint,
+            with_decision,
+            after,
+            limit,
+            output,
+        } => {
+            let query = InferenceQuery {
+                window: Window::parse(&from, &to)?,
+                caller,
+                alias,
+                checkpoint,
+                with_decision,
+                after,
+                limit,
+            };
+            let page = ascribe_audit::search::inferences(backend.as_mut(), &query)?;
+            print(output.json, &page, print_page)
         }
         AuditCommand::Observations { deployment, output } => {
-            let mut backend = context.backend()?;
             let observations = observations(backend.as_mut(), deployment.as_deref())?;
-            if output.json {
-                print_json(&observations)?;
-            } else {
-                for observation in &observations {
+            print(output.json, &observations, |observations| {
+                for observation in observations {
                     let body = &observation["body"];
                     println!(
                         "{}  seq {}  {}  {}",
@@ -43,215 +90,225 @@ pub fn run(context: &Context, command: AuditCommand) -> anyhow::Result<Outcome> 
                         body["deployment"].as_str().unwrap_or("")
                     );
                 }
-            }
-            Ok(Outcome::Success)
-        }
-        AuditCommand::Decision { reference, output } => {
-            let mut backend = context.backend()?;
-            let views = ascribe_inference::queries::by_decision(backend.as_mut(), &reference)?;
-            if views.is_empty() {
-                anyhow::bail!("no inference carries decision reference `{reference}`");
-            }
-            let inferences = views
-                .into_iter()
-                .map(|view| inference_answer(context, backend.as_mut(), view))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            print_answer(
-                output.json,
-                &json!({"decision": reference, "inferences": inferences}),
-            )
-        }
-        AuditCommand::Alias {
-            name,
-            at,
-            from,
-            to,
-            output,
-        } => {
-            let mut backend = context.backend()?;
-            if queries::alias(backend.as_mut(), &name)?.is_none() {
-                anyhow::bail!("no alias `{name}`; `ascribe alias list` shows them");
-            }
-            let answer = match (at, from, to) {
-                (Some(at), _, _) => at_instant(backend.as_mut(), &name, parse_time(&at)?)?,
-                (None, Some(from), Some(to)) => window(
-                    backend.as_mut(),
-                    &name,
-                    parse_time(&from)?,
-                    parse_time(&to)?,
-                )?,
-                _ => anyhow::bail!("give --at TIME, or --from TIME with --to TIME"),
-            };
-            if output.json {
-                print_json(&answer)?;
-            } else {
-                print_text(&answer);
-            }
-            Ok(Outcome::Success)
+            })
         }
     }
 }
 
-/// Parses an RFC 3339 time in any offset, to microseconds.
-fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
-    let parsed = chrono::DateTime::parse_from_rfc3339(text).map_err(|error| {
-        anyhow::anyhow!("`{text}` is not an RFC 3339 time such as 2026-03-01T09:00:00Z: {error}")
-    })?;
-    Ok(Timestamp::from_datetime(parsed.with_timezone(&chrono::Utc)))
-}
-
-fn at_instant(backend: &mut dyn Backend, alias: &str, at: Timestamp) -> anyhow::Result<Value> {
-    let segment = queries::resolve_at(backend, alias, at)?;
-    let segment = segment
-        .map(|segment| annotated(backend, segment))
-        .transpose()?;
-    Ok(json!({"alias": alias, "at": at.to_string(), "segment": segment}))
-}
-
-fn window(
-    backend: &mut dyn Backend,
-    alias: &str,
-    from: Timestamp,
-    to: Timestamp,
-) -> anyhow::Result<Value> {
-    if to <= from {
-        anyhow::bail!("--to ({to}) must be after --from ({from})");
-    }
-    let segments = queries::timeline(backend, alias, from, to)?;
-    let segments = segments
-        .into_iter()
-        .map(|segment| annotated(backend, segment))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(json!({
-        "alias": alias,
-        "from": from.to_string(),
-        "to": to.to_string(),
-        "segments": segments,
-    }))
-}
-
-/// A segment with the flags an auditor must see: a moving upstream name.
-fn annotated(backend: &mut dyn Backend, segment: Segment) -> anyhow::Result<Value> {
-    let deployment = queries::deployment(backend, &segment.deployment)?;
-    let mut value = serde_json::to_value(&segment)?;
-    let moving = deployment.is_some_and(|deployment| deployment.moving_name);
-    value["moving_name"] = json!(moving);
-    Ok(value)
-}
-
-fn print_text(answer: &Value) {
-    let segments = match (answer.get("segment"), answer.get("segments")) {
-        (Some(Value::Null), _) => {
-            println!(
-                "alias `{}` did not exist at {}",
-                answer["alias"].as_str().unwrap_or(""),
-                answer["at"].as_str().unwrap_or("")
-            );
-            return;
-        }
-        (Some(segment), _) => vec![segment.clone()],
-        (_, Some(Value::Array(segments))) => segments.clone(),
-        _ => Vec::new(),
-    };
-    for segment in segments {
-        let text = |key: &str| segment[key].as_str().unwrap_or("").to_owned();
-        let rotation = &segment["rotation"];
-        let flag = if segment["moving_name"] == json!(true) {
-            "  [moving upstream name]"
-        } else {
-            ""
-        };
-        println!(
-            "{} .. {}  {} -> {}{flag}\n    {} by {}: {}",
-            text("from"),
-            segment["to"].as_str().unwrap_or("now"),
-            text("deployment"),
-            text("checkpoint"),
-            rotation["kind"].as_str().unwrap_or(""),
-            rotation["actor"].as_str().unwrap_or(""),
-            rotation["reason"].as_str().unwrap_or("-"),
-        );
-    }
-}
-
-fn print_answer(json: bool, answer: &Value) -> anyhow::Result<Outcome> {
+fn print<T: serde::Serialize>(
+    json: bool,
+    answer: &T,
+    text: impl Fn(&T),
+) -> anyhow::Result<Outcome> {
     if json {
         print_json(answer)?;
-        return Ok(Outcome::Success);
-    }
-    match answer.get("inferences").and_then(Value::as_array) {
-        Some(inferences) => inferences.iter().for_each(print_inference),
-        None => print_inference(answer),
+    } else {
+        text(answer);
     }
     Ok(Outcome::Success)
 }
 
-fn print_inference(answer: &Value) {
-    let text = |value: &Value| value.as_str().unwrap_or("-").to_owned();
+fn or_dash(value: Option<&str>) -> &str {
+    value.unwrap_or("-")
+}
+
+fn print_inference(answer: &InferenceAnswer) {
     println!(
         "inference   {} (ledger seq {}, {})",
-        text(&answer["inference_id"]),
-        answer["seq"],
-        text(&answer["time"])
+        answer.inference_id, answer.seq, answer.time
     );
     println!(
         "asked for   {} by {} (decision {})",
-        text(&answer["requested_model"]),
-        text(&answer["caller"]),
-        text(&answer["decision"])
+        answer.requested_model,
+        answer.caller,
+        or_dash(answer.decision.as_deref())
     );
-    println!("deployment  {}", text(&answer["deployment"]));
-    println!("checkpoint  {}", text(&answer["checkpoint"]));
-    println!(
-        "served      {} (fingerprint {}): {}",
-        text(&answer["served_model"]),
-        text(&answer["system_fingerprint"]),
-        text(&answer["identity_match"])
-    );
-    let rotation = &answer["rotation"]["rotation"];
-    if !rotation.is_null() {
+    println!("deployment  {}", answer.deployment);
+    println!("checkpoint  {}", answer.checkpoint);
+    for document in &answer.documents {
         println!(
-            "because     {} by {}: {}",
-            text(&rotation["kind"]),
-            text(&rotation["actor"]),
-            text(&rotation["reason"])
+            "  {:<10}{} (stored {}, {})",
+            document.role, document.name, document.stored_at, document.digest
         );
     }
     println!(
-        "status      {} {}",
-        answer["status"],
-        text(&answer["outcome"])
+        "served      {} (fingerprint {}): {}",
+        or_dash(answer.served_model.as_deref()),
+        or_dash(answer.system_fingerprint.as_deref()),
+        answer.identity_match
     );
-    let completion = &answer["completion"]["record"];
-    if !completion.is_null() {
-        let ended = if completion["completed"] == true {
+    if let Some(segment) = &answer.rotation {
+        let cause = &segment.rotation;
+        println!(
+            "because     {} by {} at {}: {}",
+            cause.kind,
+            cause.actor,
+            segment.from,
+            or_dash(cause.reason.as_deref())
+        );
+    }
+    println!("status      {} {}", answer.status, answer.outcome);
+    if let Some(completion) = &answer.completion {
+        let record = &completion.record;
+        let ended = if record.completed {
             "completed"
         } else {
             "truncated"
         };
         println!(
             "stream      {ended} (finish {}, {} bytes)",
-            text(&completion["finish_reason"]),
-            completion["n_bytes"]
+            or_dash(record.finish_reason.as_deref()),
+            record.n_bytes
         );
     }
-    for (when, probe) in [
-        ("before", "last probe before"),
-        ("after", "first probe after"),
+    for observation in &answer.observations {
+        println!(
+            "observed    {} (seq {})",
+            observation.body["kind"].as_str().unwrap_or(""),
+            observation.seq
+        );
+    }
+    let probes = &answer.deployment_observations;
+    for (label, probe) in [
+        ("last probe before", &probes.before),
+        ("first probe after", &probes.after),
     ] {
-        let observation = &answer["deployment_observations"][when];
-        if !observation.is_null() {
+        if let Some(probe) = probe {
             println!(
-                "{probe:<11} {} (seq {})",
-                text(&observation["body"]["kind"]),
-                observation["seq"]
+                "{label:<11} {} (seq {})",
+                probe.body["kind"].as_str().unwrap_or(""),
+                probe.seq
             );
         }
     }
-    if let Some(tree_size) = answer["inclusion_proof"]["tree_size"].as_u64() {
-        println!("proof       included in the signed tree head of size {tree_size}");
+    match &answer.inclusion_proof {
+        Some(InclusionAnswer::Proof { tree_size, .. }) => {
+            println!("proof       included in the signed tree head of size {tree_size}")
+        }
+        Some(InclusionAnswer::Pending { pending }) => println!("proof       {pending}"),
+        None => println!("proof       no signed tree head yet"),
     }
     println!();
+}
+
+fn print_alias_at(answer: &AliasAtAnswer) {
+    let Some(segment) = &answer.segment else {
+        println!("alias `{}` did not exist at {}", answer.alias, answer.at);
+        return;
+    };
+    let flag = if answer.moving_name {
+        "  [moving upstream name]"
+    } else {
+        ""
+    };
+    println!(
+        "{} .. {}  {} -> {}{flag}\n    {} by {}: {}",
+        segment.from,
+        segment.to.as_deref().unwrap_or("now"),
+        segment.deployment,
+        segment.checkpoint,
+        segment.rotation.kind,
+        segment.rotation.actor,
+        or_dash(segment.rotation.reason.as_deref()),
+    );
+}
+
+fn print_alias_window(answer: &AliasWindowAnswer) {
+    for gap in &answer.gaps {
+        println!("{} .. {}  (alias did not exist)", gap.from, gap.to);
+    }
+    for segment in &answer.segments {
+        let flag = if segment.moving_name {
+            "  [moving upstream name]"
+        } else {
+            ""
+        };
+        let cause = &segment.segment.rotation;
+        println!(
+            "{} .. {}  {} -> {}{flag}  {} inferences\n    {} by {}: {}",
+            segment.segment.from,
+            segment.segment.to.as_deref().unwrap_or("now"),
+            segment.segment.deployment,
+            segment.segment.checkpoint,
+            segment.inferences,
+            cause.kind,
+            cause.actor,
+            or_dash(cause.reason.as_deref()),
+        );
+    }
+    if answer.observation_count > 0 {
+        println!("{} drift observation(s):", answer.observation_count);
+        for observation in &answer.observations {
+            println!(
+                "    {}  {}  {}",
+                observation.time,
+                observation.body["kind"].as_str().unwrap_or(""),
+                observation.body["deployment"].as_str().unwrap_or("")
+            );
+        }
+    }
+}
+
+fn print_checkpoint(answer: &CheckpointAnswer) {
+    let checkpoint = &answer.checkpoint;
+    println!(
+        "checkpoint  {} ({}, registered {} by {})",
+        checkpoint.id, checkpoint.kind, checkpoint.registered_at, checkpoint.registered_by
+    );
+    for document in &answer.documents {
+        println!(
+            "  {:<10}{} (stored {})",
+            document.role, document.name, document.stored_at
+        );
+    }
+    println!(
+        "served      {} inferences, {} decisions",
+        answer.inferences, answer.decisions
+    );
+    for (label, row) in [
+        ("first", &answer.first_inference),
+        ("last", &answer.last_inference),
+    ] {
+        if let Some(row) = row {
+            println!("{label:<11} {} at {}", row.inference_id, row.time);
+        }
+    }
+    println!("in production:");
+    for period in &answer.periods {
+        println!(
+            "    {} .. {}  alias {} via {}  ({} by {}), {} inferences",
+            period.segment.from,
+            period.segment.to.as_deref().unwrap_or("now"),
+            period.segment.alias,
+            period.segment.deployment,
+            period.segment.rotation.kind,
+            period.segment.rotation.actor,
+            period.inferences
+        );
+    }
+}
+
+fn print_page(page: &InferencePage) {
+    println!(
+        "{:<27} {:<38} {:<16} {:<20} {:<24} {:<11} status",
+        "time", "inference", "caller", "decision", "checkpoint", "identity"
+    );
+    for row in &page.inferences {
+        println!(
+            "{:<27} {:<38} {:<16} {:<20} {:<24} {:<11} {}",
+            row.time,
+            row.inference_id,
+            row.caller,
+            or_dash(row.decision.as_deref()),
+            row.checkpoint,
+            row.identity_match,
+            row.status
+        );
+    }
+    match page.next {
+        Some(next) => println!("more: add --after {next}"),
+        None => println!("({} rows, last page)", page.inferences.len()),
+    }
 }
 
 /// Every `observation.recorded` entry, oldest first, optionally about one deployment.
@@ -271,115 +328,4 @@ fn observations(backend: &mut dyn Backend, deployment: Option<&str>) -> anyhow::
             .push(json!({"seq": row[0].count("seq")?, "time": row[1].text("time")?, "body": body}));
     }
     Ok(observations)
-}
-
-/// Everything an auditor asks about one inference: what was asked, what served it, the
-/// checkpoint's documents, the rotation that put it behind the alias, and proofs.
-fn inference_answer(
-    context: &Context,
-    backend: &mut dyn Backend,
-    view: InferenceView,
-) -> anyhow::Result<Value> {
-    let record = &view.record;
-    let final_served = view
-        .completion
-        .as_ref()
-        .map(|completion| &completion.record.served);
-    let served_field = |name: &str| {
-        let recorded = record.served.get(name).filter(|value| !value.is_null());
-        recorded
-            .or_else(|| final_served.and_then(|served| served.get(name)))
-            .cloned()
-    };
-    let checkpoint = queries::checkpoint(backend, &record.checkpoint)?;
-    let rotation = match &record.alias {
-        Some(alias) => queries::resolve_at(
-            backend,
-            alias,
-            Timestamp::parse(&view.time).map_err(anyhow::Error::msg)?,
-        )?,
-        None => None,
-    };
-    let receipt = context
-        .keys
-        .load_signer()
-        .ok()
-        .map(|signer| {
-            let receipt = Receipt::new(
-                signer.name(),
-                &record.inference_id,
-                view.seq,
-                &view.leaf_hash,
-                &record.checkpoint,
-            );
-            receipt.sign(&signer)
-        })
-        .transpose()?;
-    Ok(json!({
-        "inference_id": record.inference_id,
-        "seq": view.seq,
-        "time": view.time,
-        "api": record.api,
-        "caller": record.caller,
-        "decision": record.decision,
-        "requested_model": record.requested_model,
-        "alias": record.alias,
-        "deployment": record.deployment,
-        "checkpoint": record.checkpoint,
-        "moving_name": record.moving_name,
-        "served_model": served_field("model"),
-        "system_fingerprint": served_field("system_fingerprint"),
-        "served": record.served,
-        "identity_match": record.identity_match,
-        "mismatch_kind": record.mismatch_kind,
-        "status": record.status,
-        "outcome": record.outcome,
-        "stream": record.stream,
-        "upstream": record.upstream,
-        "request_sha256": record.request_sha256,
-        "response_sha256": record.response_sha256,
-        "usage": record.usage,
-        "completion": view.completion,
-        "observations": view.observations,
-        "deployment_observations": probes_around(backend, &record.deployment, view.seq)?,
-        "checkpoint_record": checkpoint,
-        "rotation": rotation,
-        "receipt": receipt,
-        "inclusion_proof": inclusion_proof(backend, view.seq)?,
-    }))
-}
-
-/// The deployment's identity-probe observations just before and just after entry `seq`: what
-/// the gateway knew about that deployment's weights around the time of the inference.
-fn probes_around(backend: &mut dyn Backend, deployment: &str, seq: u64) -> anyhow::Result<Value> {
-    let probes: Vec<Value> = observations(backend, Some(deployment))?
-        .into_iter()
-        .filter(|observation| observation["body"]["inference_id"].is_null())
-        .collect();
-    let before = probes
-        .iter()
-        .rev()
-        .find(|probe| probe["seq"].as_u64() < Some(seq));
-    let after = probes
-        .iter()
-        .find(|probe| probe["seq"].as_u64() > Some(seq));
-    Ok(json!({"before": before, "after": after}))
-}
-
-/// An inclusion proof of entry `seq` against the latest signed tree head, if one covers it.
-fn inclusion_proof(backend: &mut dyn Backend, seq: u64) -> anyhow::Result<Value> {
-    let Some(head) = query::latest_tree_head(backend)? else {
-        return Ok(Value::Null);
-    };
-    if head.head.size <= seq {
-        return Ok(json!({"pending": "no signed tree head covers this entry yet"}));
-    }
-    let proof = query::inclusion_proof(backend, seq, head.head.size)?;
-    Ok(json!({
-        "index": seq,
-        "tree_size": head.head.size,
-        "leaf_hash": BASE64.encode(proof.leaf_hash),
-        "proof": proof.proof.iter().map(|hash| BASE64.encode(hash)).collect::<Vec<_>>(),
-        "tree_head": head.head.note,
-    }))
 }

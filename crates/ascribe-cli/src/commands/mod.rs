@@ -5,6 +5,7 @@ mod apply;
 mod audit;
 mod checkpoint;
 mod deployment;
+mod export;
 pub mod hash;
 mod init;
 mod key;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Audit(command) => audit::run(&context, command),
         Command::Receipt(command) => receipt::run(&context, command),
         Command::Replay(args) => replay::run(&context, args),
+        Command::Export(args) => export::run(&context, args),
     }
 }
 
