@@ -58,6 +58,19 @@ pub struct AliasWindowAnswer {
     pub observation_count: u64,
 }
 
+impl AliasWindowAnswer {
+    /// The checkpoints the alias served during the window, in order of first appearance.
+    pub fn checkpoints(&self) -> Vec<&str> {
+        let mut seen: Vec<&str> = Vec::new();
+        for segment in &self.segments {
+            if !seen.contains(&segment.segment.checkpoint.as_str()) {
+                seen.push(&segment.segment.checkpoint);
+            }
+        }
+        seen
+    }
+}
+
 /// One segment of an alias's history, as seen from a window.
 #[derive(Clone, Debug, Serialize)]
 pub struct SegmentAnswer {

@@ -24,10 +24,12 @@ h1 { font-size: 1.5rem; margin-bottom: .2rem; } h2 { font-size: 1.2rem; margin-t
 .muted { color: #57606a; } code, .mono { font-family: ui-monospace, monospace; font-size: 12px; }
 table { border-collapse: collapse; width: 100%; margin: .6rem 0 1.2rem; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #d0d7de;
-  vertical-align: top; word-break: break-all; }
+  vertical-align: top; overflow-wrap: anywhere; }
 th { background: #f6f8fa; font-weight: 600; word-break: normal; }
 dl { display: grid; grid-template-columns: 12rem 1fr; gap: 2px 12px; }
-dt { color: #57606a; } dd { margin: 0; word-break: break-all; }
+dt { color: #57606a; } dd { margin: 0; overflow-wrap: anywhere; }
+.legend span.swatch { display: inline-block; width: 10px; height: 10px; margin: 0 4px 0 12px;
+  border-radius: 2px; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 12px; }
 .match { background: #dafbe1; } .mismatch, .alert { background: #ffebe9; color: #82071e; }
 .undisclosed { background: #fff8c5; }
@@ -244,6 +246,12 @@ pub fn alias_section(answer: &AliasWindowAnswer, colours: &mut Colours, links: L
         section.alias {
             h2 { "Alias " code { (answer.alias) } }
             (timeline(answer, colours))
+            p.legend.muted { "Checkpoints:"
+                @for checkpoint in answer.checkpoints() {
+                    span.swatch style={ "background:" (colours.of(checkpoint)) } {}
+                    span.mono { (checkpoint) }
+                }
+            }
             table {
                 tr {
                     th { "from" } th { "to" } th { "deployment" } th { "checkpoint" }

@@ -282,27 +282,29 @@ fn write_history(ledger: &mut Ledger, clock: &ManualClock) {
     append(ledger, record(&last).into_entry().expect("entry"));
 }
 
+/// A ledger at `url` with the script written.
+fn ledger_with_history(url: &str) -> Ledger {
+    let location: DatabaseLocation = url.parse().expect("location");
+    let mut backend = open_backend(&location, true).expect("opens");
+    Ledger::init(backend.as_mut(), &signer()).expect("init");
+    ascribe_registry::create_tables(backend.as_mut()).expect("tables");
+    ascribe_inference::create_tables(backend.as_mut()).expect("tables");
+    let clock = ManualClock::new(t0());
+    let mut ledger =
+        Ledger::open(backend, signer(), Box::new(clock.clone()), TreeHeadPolicy::EveryBatch)
+            .expect("opens");
+    ledger.add_projection(Box::new(ascribe_registry::RegistryProjection));
+    ledger.add_projection(Box::new(ascribe_inference::InferenceProjection));
+    write_history(&mut ledger, &clock);
+    ledger
+}
+
 /// A ledger with the script written, on each store in turn.
 fn for_each_store(test: impl Fn(&str, &mut dyn Backend)) {
     let directory = tempfile::tempdir().expect("tempdir");
     let sqlite = format!("sqlite://{}", directory.path().join("ledger.db").display());
     for url in [sqlite, fresh_postgres_schema()] {
-        let location: DatabaseLocation = url.parse().expect("location");
-        let mut backend = open_backend(&location, true).expect("opens");
-        Ledger::init(backend.as_mut(), &signer()).expect("init");
-        ascribe_registry::create_tables(backend.as_mut()).expect("tables");
-        ascribe_inference::create_tables(backend.as_mut()).expect("tables");
-        let clock = ManualClock::new(t0());
-        let mut ledger = Ledger::open(
-            backend,
-            signer(),
-            Box::new(clock.clone()),
-            TreeHeadPolicy::EveryBatch,
-        )
-        .expect("opens");
-        ledger.add_projection(Box::new(ascribe_registry::RegistryProjection));
-        ledger.add_projection(Box::new(ascribe_inference::InferenceProjection));
-        write_history(&mut ledger, &clock);
+        let mut ledger = ledger_with_history(&url);
         test(&url, ledger.backend());
     }
 }
@@ -551,7 +553,7 @@ fn python_verifies(package: &[u8], directory: &Path) -> bool {
     let path = directory.join("package.jsonl");
     std::fs::write(&path, package).expect("package written");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/verify_export.py");
-    let output = Command::new("python3")
+    let output = Command::new(test_python())
         .arg(script)
         .arg("--public-key")
         .arg(&key)
@@ -670,4 +672,128 @@ fn csv_and_html_exports_hold_the_rows_and_the_timeline() {
             "fetches nothing"
         );
     });
+}
+
+/// The Python of a venv with the pinned `cryptography` and Playwright, built once under the
+/// target directory.
+fn test_python() -> std::path::PathBuf {
+    static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(build_test_python).clone()
+}
+
+fn build_test_python() -> std::path::PathBuf {
+    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/requirements.txt");
+    let pins = std::fs::read_to_string(&requirements).expect("requirements");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("audit-venv");
+    let stamp = venv.join("ascribe-requirements.txt");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(pins.as_str()) {
+        return venv.join("bin/python");
+    }
+    let building = venv.with_file_name(format!("audit-venv.building-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&building);
+    let run = |command: &mut Command, what: &str| {
+        let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            output.status.success(),
+            "{what} failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(Command::new("python3").args(["-m", "venv"]).arg(&building), "python3 -m venv");
+    run(
+        Command::new(building.join("bin/python"))
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements),
+        "pip install -r tests/python/requirements.txt",
+    );
+    std::fs::write(building.join("ascribe-requirements.txt"), &pins).expect("stamp");
+    let _ = std::fs::remove_dir_all(&venv);
+    if std::fs::rename(&building, &venv).is_err() {
+        assert!(venv.join("bin/python").exists(), "cannot move the venv into place");
+    }
+    venv.join("bin/python")
+}
+
+#[test]
+fn the_html_report_draws_every_segment_in_chromium() {
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "this test renders the report in Chromium: install the Debian package `chromium` \
+         (`.ci/run` does)"
+    );
+    let directory = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", directory.path().join("ledger.db").display());
+    let mut ledger = ledger_with_history(&url);
+    let window = Window::new(at(-HOUR), at(8 * HOUR)).expect("window");
+    let report = directory.path().join("report.html");
+    std::fs::write(&report, exported(ledger.backend(), window, Format::Html)).expect("written");
+
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("audit-report.png");
+    let pdf = directory.path().join("report.pdf");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/render_report.py");
+    let output = Command::new(test_python())
+        .arg(script)
+        .arg(&report)
+        .arg(&screenshot)
+        .arg(&pdf)
+        .output()
+        .expect("the render script runs");
+    assert!(
+        output.status.success(),
+        "rendering failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rendered: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+
+    let timelines = rendered["timelines"].as_array().expect("timelines");
+    assert_eq!(timelines.len(), 1, "{rendered}");
+    let v1 = &timelines[0];
+    assert_eq!(v1["alias"], "v1");
+    // created, upgrade, incident rollback, re-upgrade; the gap before the alias existed.
+    assert_eq!(v1["segments"], 4, "{v1}");
+    assert_eq!(v1["rotations"], 3, "{v1}");
+    assert_eq!(v1["alerts"], 1, "{v1}");
+    assert_eq!(v1["drift"], 2, "{v1}");
+    assert_eq!(v1["gaps"], 1, "{v1}");
+    // Each segment's drawn width follows its duration: 2 h, 2 h, 2 h and 2 h to the window's
+    // end, out of 9 h.
+    let widths: Vec<f64> = v1["segment_widths"]
+        .as_array()
+        .expect("widths")
+        .iter()
+        .filter_map(serde_json::Value::as_f64)
+        .collect();
+    let total = v1["width"].as_f64().expect("width");
+    for width in &widths {
+        let share = width / total;
+        assert!((share - 2.0 / 9.0).abs() < 0.02, "segment widths {widths:?} of {total}");
+    }
+
+    let requested: Vec<&str> = rendered["requested"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert_eq!(requested, [format!("file://{}", report.display())], "the report fetched more");
+    let png = std::fs::read(&screenshot).expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot");
+    let printed = std::fs::read(&pdf).expect("pdf");
+    assert!(printed.starts_with(b"%PDF"), "printed to PDF");
+}
+
+#[test]
+fn the_independent_python_verifier_passes_its_own_tests() {
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let output = Command::new(test_python())
+        .args(["-m", "unittest", "tools/test_verify_export.py"])
+        .current_dir(&repository)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "tools/test_verify_export.py failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
