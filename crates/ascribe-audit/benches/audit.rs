@@ -22,7 +22,12 @@ use ascribe_ledger::Timestamp;
 use ascribe_store::{open_backend, query, Backend, DatabaseLocation, SigningKeyFiles};
 use serde_json::{json, Value};
 
-const ALIASES: [&str; 4] = ["risk-scoring-prod", "claims-triage", "support-chat", "fraud-v2"];
+const ALIASES: [&str; 4] = [
+    "risk-scoring-prod",
+    "claims-triage",
+    "support-chat",
+    "fraud-v2",
+];
 const DAY: i64 = 86_400_000_000;
 
 /// A small deterministic generator of sample positions (xorshift64*).
@@ -83,7 +88,15 @@ impl Write for Sink {
 fn generated_ledger(directory: &std::path::Path) -> (String, std::path::PathBuf, u64) {
     let db = format!("sqlite://{}", directory.join("ledger.db").display());
     let status = Command::new(env!("CARGO_BIN_EXE_ascribe-generate"))
-        .args(["--db", &db, "--inferences", "200000", "--days", "1", "--key-dir"])
+        .args([
+            "--db",
+            &db,
+            "--inferences",
+            "200000",
+            "--days",
+            "1",
+            "--key-dir",
+        ])
         .arg(directory)
         .status()
         .expect("the generator runs");
@@ -114,7 +127,9 @@ fn main() {
     let location: DatabaseLocation = db.parse().expect("database URL");
     let mut backend = open_backend(&location, false).expect("opens");
     let backend = backend.as_mut();
-    let signer = SigningKeyFiles::in_directory(&key_dir).load_signer().expect("key");
+    let signer = SigningKeyFiles::in_directory(&key_dir)
+        .load_signer()
+        .expect("key");
     let entries = query::entry_count(backend).expect("counts");
     let start = first_time(backend);
     let last = query::entries(backend, entries - 1, 1).expect("reads");
@@ -136,9 +151,8 @@ fn main() {
     println!("audit decision: {decision_figure}");
 
     let at_figure = timed(1000, |sample| {
-        let instant = Timestamp::from_unix_micros(
-            start.unix_micros() + samples.below(span as u64) as i64,
-        );
+        let instant =
+            Timestamp::from_unix_micros(start.unix_micros() + samples.below(span as u64) as i64);
         alias::at(backend, ALIASES[sample % ALIASES.len()], instant).expect("answers");
     });
     println!("audit alias --at: {at_figure}");
@@ -216,7 +230,10 @@ fn main() {
     let mut sink = Sink(0);
     let csv = export(backend, day, Format::Csv, &mut sink).expect("exports");
     let csv_seconds = started.elapsed().as_secs_f64();
-    println!("export one day csv: {} rows in {csv_seconds:.2} s", csv.rows);
+    println!(
+        "export one day csv: {} rows in {csv_seconds:.2} s",
+        csv.rows
+    );
 
     let figures = json!({
         "entries": entries,

@@ -290,9 +290,13 @@ fn ledger_with_history(url: &str) -> Ledger {
     ascribe_registry::create_tables(backend.as_mut()).expect("tables");
     ascribe_inference::create_tables(backend.as_mut()).expect("tables");
     let clock = ManualClock::new(t0());
-    let mut ledger =
-        Ledger::open(backend, signer(), Box::new(clock.clone()), TreeHeadPolicy::EveryBatch)
-            .expect("opens");
+    let mut ledger = Ledger::open(
+        backend,
+        signer(),
+        Box::new(clock.clone()),
+        TreeHeadPolicy::EveryBatch,
+    )
+    .expect("opens");
     ledger.add_projection(Box::new(ascribe_registry::RegistryProjection));
     ledger.add_projection(Box::new(ascribe_inference::InferenceProjection));
     write_history(&mut ledger, &clock);
@@ -700,17 +704,30 @@ fn build_test_python() -> std::path::PathBuf {
             String::from_utf8_lossy(&output.stderr)
         );
     };
-    run(Command::new("python3").args(["-m", "venv"]).arg(&building), "python3 -m venv");
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(&building),
+        "python3 -m venv",
+    );
     run(
         Command::new(building.join("bin/python"))
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
             .arg(&requirements),
         "pip install -r tests/python/requirements.txt",
     );
     std::fs::write(building.join("ascribe-requirements.txt"), &pins).expect("stamp");
     let _ = std::fs::remove_dir_all(&venv);
     if std::fs::rename(&building, &venv).is_err() {
-        assert!(venv.join("bin/python").exists(), "cannot move the venv into place");
+        assert!(
+            venv.join("bin/python").exists(),
+            "cannot move the venv into place"
+        );
     }
     venv.join("bin/python")
 }
@@ -767,7 +784,10 @@ fn the_html_report_draws_every_segment_in_chromium() {
     let total = v1["width"].as_f64().expect("width");
     for width in &widths {
         let share = width / total;
-        assert!((share - 2.0 / 9.0).abs() < 0.02, "segment widths {widths:?} of {total}");
+        assert!(
+            (share - 2.0 / 9.0).abs() < 0.02,
+            "segment widths {widths:?} of {total}"
+        );
     }
 
     let requested: Vec<&str> = rendered["requested"]
@@ -776,9 +796,16 @@ fn the_html_report_draws_every_segment_in_chromium() {
         .iter()
         .filter_map(serde_json::Value::as_str)
         .collect();
-    assert_eq!(requested, [format!("file://{}", report.display())], "the report fetched more");
+    assert_eq!(
+        requested,
+        [format!("file://{}", report.display())],
+        "the report fetched more"
+    );
     let png = std::fs::read(&screenshot).expect("screenshot");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
     let printed = std::fs::read(&pdf).expect("pdf");
     assert!(printed.starts_with(b"%PDF"), "printed to PDF");
 }

@@ -121,13 +121,12 @@ fn serve_on_postgres_records_changes_and_stops_cleanly() {
 /// `ascribe replay` sends a kept request to the deployment that answered it: the stand-in
 /// answers the same way, so the replay reproduces; once that deployment is gone, the replay
 /// says so and calls nothing else.
-#[test]
-fn replay_reproduces_against_the_same_deployment_and_says_when_it_is_gone() {
-    let home = tempfile::tempdir().expect("tempdir");
-    let ascribe = Ascribe {
-        home: home.path(),
-        db: "sqlite://ledger.db".to_owned(),
-    };
+/// A ledger in `ascribe`'s home with alias `v1` on a stand-in deployment that keeps bodies,
+/// and one inference answered through `ascribe serve`, which is stopped again. Returns the
+/// stand-in (dropping it takes the deployment away) and the inference id.
+fn one_inference_through_serve(
+    ascribe: &Ascribe<'_>,
+) -> (ascribe_gateway::testing::StandInUpstream, String) {
     let upstream = ascribe_gateway::testing::StandInUpstream::start().expect("stand-in");
     ascribe.ok(&["init", "--json"]);
     let key = ascribe.ok(&[
@@ -186,6 +185,17 @@ fn replay_reproduces_against_the_same_deployment_and_says_when_it_is_gone() {
         .expect("text")
         .to_owned();
     assert!(server.terminate().success(), "{}", server.log());
+    (upstream, id)
+}
+
+#[test]
+fn replay_reproduces_against_the_same_deployment_and_says_when_it_is_gone() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let ascribe = Ascribe {
+        home: home.path(),
+        db: "sqlite://ledger.db".to_owned(),
+    };
+    let (upstream, id) = one_inference_through_serve(&ascribe);
 
     let report = ascribe.ok(&["replay", &id, "--json"]);
     assert_eq!(report["verdict"], "reproduced", "{report}");
@@ -217,6 +227,79 @@ fn replay_reproduces_against_the_same_deployment_and_says_when_it_is_gone() {
             .count(),
         2
     );
+}
+
+#[test]
+fn audit_commands_and_exports_answer_about_what_serve_recorded() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let ascribe = Ascribe {
+        home: home.path(),
+        db: "sqlite://ledger.db".to_owned(),
+    };
+    let (_upstream, id) = one_inference_through_serve(&ascribe);
+    let window = [
+        "--from",
+        "2020-01-01T00:00:00Z",
+        "--to",
+        "2100-01-01T00:00:00Z",
+    ];
+
+    let checkpoint = ascribe.ok(&["audit", "checkpoint", "standin:openai-chat", "--json"]);
+    assert_eq!(checkpoint["inferences"], 1, "{checkpoint}");
+    assert_eq!(checkpoint["first_inference"]["inference_id"], id.as_str());
+    let page = ascribe.ok(&[
+        &["audit", "inferences"][..],
+        &window,
+        &["--caller", "risk-service", "--json"],
+    ]
+    .concat());
+    assert_eq!(page["inferences"][0]["inference_id"], id.as_str(), "{page}");
+    assert!(page["next"].is_null());
+
+    let package = home.path().join("window.jsonl");
+    let package_text = package.to_str().expect("utf-8 path");
+    let written = ascribe.ok(&[&["export"][..], &window, &["-o", package_text, "--json"]].concat());
+    assert!(
+        written["rows"].as_u64().is_some_and(|rows| rows > 5),
+        "{written}"
+    );
+    let verified = ascribe.ok(&["verify", "--export", package_text, "--json"]);
+    assert_eq!(verified["ok"], true, "{verified}");
+
+    let mut bytes = std::fs::read(&package).expect("package");
+    let position = bytes
+        .windows(4)
+        .position(|w| w == b"inf_")
+        .expect("an inference")
+        + 5;
+    bytes[position] ^= 1;
+    std::fs::write(&package, &bytes).expect("written");
+    let output = ascribe
+        .command(&["verify", "--export", package_text, "--json"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let failed: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(failed["ok"], false);
+    assert!(
+        failed["line"].as_u64().is_some_and(|line| line > 1),
+        "{failed}"
+    );
+
+    let output = ascribe
+        .command(&[&["export"][..], &window, &["--format", "csv", "-o", "-"]].concat())
+        .output()
+        .expect("runs");
+    let csv = String::from_utf8(output.stdout).expect("utf-8");
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.lines().nth(1).is_some_and(|row| row.starts_with(&id)));
+
+    let output = ascribe
+        .command(&[&["export"][..], &window, &["--format", "pdf", "-o", "x"]].concat())
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("use jsonl, csv or html"));
 }
 
 fn ascribe_kinds(ascribe: &Ascribe<'_>) -> Vec<Value> {

@@ -33,7 +33,11 @@ fn with_inferences(store: Store) -> (Gateway, StandInUpstream, Vec<String>, (Str
         "expect_served": "gpt-4o-2024-08-06",
     });
     gateway.post_ok("/admin/v1/deployments", deployment, 201);
-    gateway.post_ok("/admin/v1/aliases", json!({"name": "v1", "deployment": "chat"}), 201);
+    gateway.post_ok(
+        "/admin/v1/aliases",
+        json!({"name": "v1", "deployment": "chat"}),
+        201,
+    );
 
     let from = Timestamp::from_unix_micros(now_micros() - 60_000_000).to_string();
     let mut ids = Vec::new();
@@ -45,13 +49,15 @@ fn with_inferences(store: Store) -> (Gateway, StandInUpstream, Vec<String>, (Str
             .header("authorization", format!("Bearer {}", gateway.caller))
             .header("ascribe-decision", decision)
             .body(Body::from(
-                json!({"model": "v1", "messages": [{"role": "user", "content": "hi"}]})
-                    .to_string(),
+                json!({"model": "v1", "messages": [{"role": "user", "content": "hi"}]}).to_string(),
             ))
             .expect("request");
         let (status, headers, _) = gateway.send_raw(request);
         assert_eq!(status, StatusCode::OK);
-        let id = headers["ascribe-inference-id"].to_str().expect("ascii").to_owned();
+        let id = headers["ascribe-inference-id"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
         ids.push(id);
     }
     let to = Timestamp::from_unix_micros(now_micros() + 60_000_000).to_string();
@@ -70,7 +76,11 @@ fn now_micros() -> i64 {
     Timestamp::from_datetime(chrono::Utc::now()).unix_micros()
 }
 
-fn get(gateway: &Gateway, path: &str, authorization: Option<String>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+fn get(
+    gateway: &Gateway,
+    path: &str,
+    authorization: Option<String>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
     let mut request = Request::builder().method("GET").uri(path);
     if let Some(value) = authorization {
         request = request.header("authorization", value);
@@ -80,7 +90,12 @@ fn get(gateway: &Gateway, path: &str, authorization: Option<String>) -> (StatusC
 
 fn audit_get(gateway: &Gateway, path: &str) -> Value {
     let (status, _, body) = get(gateway, path, Some(format!("Bearer {}", gateway.auditor)));
-    assert_eq!(status, StatusCode::OK, "{path}: {}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{path}: {}",
+        String::from_utf8_lossy(&body)
+    );
     serde_json::from_slice(&body).expect("JSON")
 }
 
@@ -98,8 +113,11 @@ fn answers_match_the_ledger(store: Store) {
     assert_eq!(answer["identity_match"], "match");
     assert_eq!(answer["rotation"]["rotation"]["kind"], "created");
     assert_eq!(answer["rotation"]["rotation"]["actor"], "release-bot");
-    let receipt = Receipt::verify(answer["receipt"].as_str().expect("receipt"), &signer().verifier())
-        .expect("the receipt verifies");
+    let receipt = Receipt::verify(
+        answer["receipt"].as_str().expect("receipt"),
+        &signer().verifier(),
+    )
+    .expect("the receipt verifies");
     assert_eq!(receipt.inference_id, ids[0]);
 
     let decision = audit_get(&gateway, "/audit/v1/decisions/case-audit-1");
@@ -111,7 +129,10 @@ fn answers_match_the_ledger(store: Store) {
         .collect();
     assert_eq!(listed, [ids[0].as_str(), ids[1].as_str()]);
 
-    let window = audit_get(&gateway, &format!("/audit/v1/aliases/v1?from={from}&to={to}"));
+    let window = audit_get(
+        &gateway,
+        &format!("/audit/v1/aliases/v1?from={from}&to={to}"),
+    );
     assert_eq!(window["segments"].as_array().map(Vec::len), Some(1));
     assert_eq!(window["segments"][0]["inferences"], 3);
     let at = audit_get(&gateway, &format!("/audit/v1/aliases/v1?at={to}"));
@@ -120,7 +141,10 @@ fn answers_match_the_ledger(store: Store) {
     let checkpoint = audit_get(&gateway, "/audit/v1/checkpoints/standin:openai-chat");
     assert_eq!(checkpoint["inferences"], 3);
     assert_eq!(checkpoint["decisions"], 2);
-    assert_eq!(checkpoint["first_inference"]["inference_id"], ids[0].as_str());
+    assert_eq!(
+        checkpoint["first_inference"]["inference_id"],
+        ids[0].as_str()
+    );
 
     let page = audit_get(
         &gateway,
@@ -136,19 +160,38 @@ fn answers_match_the_ledger(store: Store) {
     assert!(rest["next"].is_null());
 
     let bearer = Some(format!("Bearer {}", gateway.auditor));
-    let (status, headers, package) =
-        get(&gateway, &format!("/audit/v1/export?from={from}&to={to}&format=jsonl"), bearer.clone());
+    let (status, headers, package) = get(
+        &gateway,
+        &format!("/audit/v1/export?from={from}&to={to}&format=jsonl"),
+        bearer.clone(),
+    );
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/jsonl");
     let summary = verify_package(Cursor::new(&package), &signer().verifier()).expect("verifies");
     assert!(summary.entries >= 3, "{summary:?}");
-    let (_, _, csv) =
-        get(&gateway, &format!("/audit/v1/export?from={from}&to={to}&format=csv"), bearer.clone());
-    assert_eq!(String::from_utf8_lossy(&csv).lines().count(), 4, "header and three rows");
+    let (_, _, csv) = get(
+        &gateway,
+        &format!("/audit/v1/export?from={from}&to={to}&format=csv"),
+        bearer.clone(),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&csv).lines().count(),
+        4,
+        "header and three rows"
+    );
 
     let (status, _, body) = get(&gateway, "/audit/v1/inferences/inf_missing", bearer.clone());
-    assert_eq!(status, StatusCode::NOT_FOUND, "{}", String::from_utf8_lossy(&body));
-    let (status, _, _) = get(&gateway, "/audit/v1/aliases/v1?from=yesterday&to=now", bearer);
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, _, _) = get(
+        &gateway,
+        "/audit/v1/aliases/v1?from=yesterday&to=now",
+        bearer,
+    );
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 on_both_stores!(answers_match_the_ledger);
@@ -174,7 +217,10 @@ fn only_auditor_keys_may_read(store: Store) {
     let (status, _, page) = get(&gateway, "/audit/", Some(format!("Basic {basic}")));
     assert_eq!(status, StatusCode::OK);
     let page = String::from_utf8(page).expect("utf-8");
-    assert!(page.contains("action=\"/audit/search\"") && page.contains(">v1<"), "{page}");
+    assert!(
+        page.contains("action=\"/audit/search\"") && page.contains(">v1<"),
+        "{page}"
+    );
 }
 on_both_stores!(only_auditor_keys_may_read);
 
@@ -184,7 +230,10 @@ fn pages_render_and_search_finds(store: Store) {
 
     let (status, headers, _) = get(&gateway, &format!("/audit/search?q={}", ids[1]), bearer());
     assert_eq!(status, StatusCode::SEE_OTHER);
-    assert_eq!(headers["location"], format!("/audit/inferences/{}", ids[1]).as_str());
+    assert_eq!(
+        headers["location"],
+        format!("/audit/inferences/{}", ids[1]).as_str()
+    );
     let (_, headers, _) = get(&gateway, "/audit/search?q=case-audit-1", bearer());
     assert_eq!(headers["location"], "/audit/decisions/case-audit-1");
 
@@ -197,7 +246,11 @@ fn pages_render_and_search_finds(store: Store) {
     let page = String::from_utf8(page).expect("utf-8");
     assert_eq!(page.matches("<h2>Inference ").count(), 2);
 
-    let (_, _, page) = get(&gateway, &format!("/audit/aliases/v1?from={from}&to={to}"), bearer());
+    let (_, _, page) = get(
+        &gateway,
+        &format!("/audit/aliases/v1?from={from}&to={to}"),
+        bearer(),
+    );
     let page = String::from_utf8(page).expect("utf-8");
     assert_eq!(page.matches("<rect class=\"segment\"").count(), 1);
 

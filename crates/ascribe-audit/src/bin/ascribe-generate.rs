@@ -21,8 +21,8 @@ use std::time::Instant;
 use ascribe_inference::{InferenceRecord, Observation, UpstreamCall};
 use ascribe_ledger::Timestamp;
 use ascribe_registry::changes::{
-    create_alias, register_checkpoint, register_deployment, rotate_alias, NewAlias,
-    NewCheckpoint, NewDeployment, NewRotation,
+    create_alias, register_checkpoint, register_deployment, rotate_alias, NewAlias, NewCheckpoint,
+    NewDeployment, NewRotation,
 };
 use ascribe_registry::{AnswerModel, Dialect, MismatchPolicy, Retention, RotationKind};
 use ascribe_store::{
@@ -54,8 +54,19 @@ struct Args {
     batch: usize,
 }
 
-const ALIASES: [&str; 4] = ["risk-scoring-prod", "claims-triage", "support-chat", "fraud-v2"];
-const CALLERS: [&str; 5] = ["risk-service", "claims-service", "support-bot", "fraud-engine", "batch"];
+const ALIASES: [&str; 4] = [
+    "risk-scoring-prod",
+    "claims-triage",
+    "support-chat",
+    "fraud-v2",
+];
+const CALLERS: [&str; 5] = [
+    "risk-service",
+    "claims-service",
+    "support-bot",
+    "fraud-engine",
+    "batch",
+];
 const CHECKPOINTS_PER_ALIAS: usize = 3;
 const ROTATIONS_PER_ALIAS_PER_DAY: f64 = 4.0 / 3.0;
 const MISMATCH_EVERY: u64 = 50_000;
@@ -100,7 +111,9 @@ fn run(args: &Args) -> Result<(), String> {
     let signer = if files.private_key.exists() {
         files.load_signer().map_err(|e| e.to_string())?
     } else {
-        files.create("ascribe.bench/audit").map_err(|e| e.to_string())?
+        files
+            .create("ascribe.bench/audit")
+            .map_err(|e| e.to_string())?
     };
     let mut backend = open_backend(&location, true).map_err(|e| e.to_string())?;
     Ledger::init(backend.as_mut(), &signer).map_err(|e| e.to_string())?;
@@ -167,7 +180,11 @@ fn run(args: &Args) -> Result<(), String> {
         let alias_index = (n % ALIASES.len() as u64) as usize;
         if n % rotation_every == rotation_every - 1 && rotation_count < rotations {
             let rotating = (rotation_count % ALIASES.len() as u64) as usize;
-            batch.push(rotation(rotating, &mut generation[rotating], rotation_count));
+            batch.push(rotation(
+                rotating,
+                &mut generation[rotating],
+                rotation_count,
+            ));
             rotation_count += 1;
         }
         let current = generation[alias_index];
