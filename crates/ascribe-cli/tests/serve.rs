@@ -170,7 +170,7 @@ fn one_inference_through_serve(
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
-    let mut server = Server::start(&ascribe, &[], &[]);
+    let mut server = Server::start(ascribe, &[], &[]);
     assert_healthy(&client, &server);
     let body = json!({"model": "v1", "messages": [{"role": "user", "content": "hi"}]});
     let response = client

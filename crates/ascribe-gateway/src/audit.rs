@@ -218,7 +218,7 @@ async fn decision_show(
 #[derive(Serialize)]
 #[serde(untagged)]
 enum AliasAnswer {
-    At(ascribe_audit::alias::AliasAtAnswer),
+    At(Box<ascribe_audit::alias::AliasAtAnswer>),
     Window(ascribe_audit::alias::AliasWindowAnswer),
 }
 
@@ -232,7 +232,7 @@ async fn alias_answer(
         let answer = answer(state, move |backend, _| {
             ascribe_audit::alias::at(backend, &name, at)
         });
-        return Ok(AliasAnswer::At(answer.await?));
+        return Ok(AliasAnswer::At(Box::new(answer.await?)));
     }
     if params.text("from").is_none() && params.text("to").is_none() {
         return Err(ApiError::Invalid(

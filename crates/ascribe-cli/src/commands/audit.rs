@@ -23,7 +23,7 @@ pub fn run(context: &Context, command: AuditCommand) -> anyhow::Result<Outcome> 
         AuditCommand::Inference { id, output } => {
             let answer =
                 ascribe_audit::inference::inference(backend.as_mut(), &id, signer.as_ref())?;
-            print(output.json, &answer, |answer| print_inference(answer))
+            print(output.json, &answer, print_inference)
         }
         AuditCommand::Decision { reference, output } => {
             let answer =
