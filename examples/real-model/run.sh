@@ -437,6 +437,9 @@ stop_pid "$GATEWAY_PID"
 GATEWAY_PID=""
 log "verification"
 scenario verify --public-key "$ASCRIBE_HOME/ledger.pub" --verifier "$ROOT/tools/verify_inclusion.py"
+log "evidence package and report of the whole run (ascribe export), verified offline"
+scenario export --public-key "$ASCRIBE_HOME/ledger.pub" --verifier "$ROOT/tools/verify_export.py" \
+    --out "$RUN" --segments "$((ROTATIONS + 1))"
 
 stop_pid "$SERVER_A_PID"
 SERVER_A_PID=""

@@ -426,6 +426,41 @@ def verify(args):
         fail("verification failed")
 
 
+# ---------------------------------------------------------------------------- export
+
+
+def export(args):
+    """The evidence package of the whole run verifies with Ascribe and without it; the HTML
+    report draws one timeline segment per period of alias v1."""
+    window = ["--from", "2000-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z"]
+    package = os.path.join(args.out, "evidence.jsonl")
+    report = os.path.join(args.out, "report.html")
+    ascribe("export", *window, "--format", "jsonl", "-o", package)
+    ascribe("export", *window, "--format", "html", "-o", report)
+    checked = ascribe_json("verify", "--export", package, "--public-key", args.public_key)
+    independent = subprocess.run(
+        [sys.executable, args.verifier, "--public-key", args.public_key, package],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    with open(report, encoding="utf-8") as file:
+        html = file.read()
+    v1 = html[html.index('data-alias="v1"'):]
+    segments = v1[: v1.index("</svg>")].count('<rect class="segment"')
+    say(f"    ascribe verify --export: {json.dumps(checked)}")
+    say(f"    tools/verify_export.py: exit {independent.returncode} {independent.stdout.strip()}")
+    say(f"    {report}: alias v1 drawn as {segments} segments")
+    ok = (
+        checked.get("ok") is True
+        and independent.returncode == 0
+        and segments == args.segments
+    )
+    store(args.state, "export.json", {"ok": ok})
+    if not ok:
+        fail("the evidence package or the report is wrong")
+
+
 # ---------------------------------------------------------------------------- observe
 
 
@@ -470,6 +505,7 @@ def summary(args):
         "mismatches": attribution["mismatches"],
         "replays_matched": replays["matched"],
         "verify_ok": load(args.state, "verify.json")["ok"],
+        "export_ok": load(args.state, "export.json")["ok"],
     }
     print(json.dumps(result))
 
@@ -522,6 +558,13 @@ def main():
     command.add_argument("--public-key", required=True)
     command.add_argument("--verifier", required=True)
     command.set_defaults(run=verify)
+
+    command = commands.add_parser("export")
+    command.add_argument("--public-key", required=True)
+    command.add_argument("--verifier", required=True)
+    command.add_argument("--out", required=True)
+    command.add_argument("--segments", type=int, required=True)
+    command.set_defaults(run=export)
 
     command = commands.add_parser("last-observation")
     command.add_argument("--deployment", required=True)

@@ -66,6 +66,7 @@ fn a_real_model_behind_the_gateway_is_attributed_to_the_checkpoint_that_answered
             "mismatches": 0,
             "replays_matched": SEGMENTS,
             "verify_ok": true,
+            "export_ok": true,
         }),
         "{stdout}"
     );
