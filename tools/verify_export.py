@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Check an Ascribe evidence package (JSONL, `ascribe-export/1`), trusting only the public key.
 
-An independent verifier: it shares no code with Ascribe and follows docs/export.md ("Verifying
-a package"), docs/ledger.md, C2SP signed-note / tlog-checkpoint, RFC 8785 and RFC 9162. It
-needs the Python standard library and the `cryptography` package (for Ed25519).
+An independent verifier: it shares no code with Ascribe's Rust code, only the signed-note and
+proof helpers of its sibling verify_inclusion.py, and follows docs/export.md ("Verifying a
+package"), docs/ledger.md, C2SP signed-note / tlog-checkpoint, RFC 8785 and RFC 9162. It needs
+the Python standard library, the `cryptography` package (for Ed25519) and verify_inclusion.py
+beside it.
 
     verify_export.py --public-key ledger.pub PACKAGE.jsonl
 
@@ -24,8 +26,6 @@ unreadable or malformed key, an unreadable package file).
 """
 
 import argparse
-import base64
-import binascii
 import datetime
 import hashlib
 import json
@@ -35,13 +35,19 @@ import re
 import sys
 import unicodedata
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+# The sibling verify_inclusion.py must import also when this file is loaded from elsewhere
+# (python3 -m unittest tools/test_verify_export.py from the repository root).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import verify_inclusion
+from verify_inclusion import (
+    check_note_signature,
+    node_hash,
+    parse_public_key,
+    root_from_inclusion_proof,
+)
 
 FORMAT = "ascribe-export/1"
-SIGNATURE_PREFIX = "\u2014 "
-ED25519_ALGORITHM = b"\x01"
-MAX_SIGNATURE_LINES = 16
 MAX_SEQ = (1 << 53) - 1
 MAX_ACTOR_BYTES = 256
 MAX_KIND_BYTES = 64
@@ -53,8 +59,12 @@ TIME_PATTERN = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2
 KIND_WORD = re.compile(r"[a-z][a-z0-9_]*")
 
 
-class Invalid(Exception):
-    """The package does not verify; `line` is the 1-based line it failed at, when known."""
+class Invalid(verify_inclusion.Invalid):
+    """The package does not verify; `line` is the 1-based line it failed at, when known.
+
+    The helpers shared with verify_inclusion.py raise its Invalid, this class's base;
+    PackageVerifier.feed turns those into this class, with the line.
+    """
 
     def __init__(self, message, line=None):
         super().__init__(message)
@@ -71,10 +81,7 @@ class Unusable(Exception):
 def b64decode_strict(text, what):
     if not isinstance(text, str):
         raise Invalid(f"{what} is not a base64 string")
-    try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError) as error:
-        raise Invalid(f"{what} is not standard base64: {error}") from None
+    return verify_inclusion.b64decode_strict(text, what)
 
 
 def decode_hash(text, what):
@@ -90,79 +97,18 @@ def decode_hashes(value, what):
     return [decode_hash(item, f"{what}[{i}]") for i, item in enumerate(value)]
 
 
-def key_id(name, public_key):
-    """First 4 bytes of SHA-256(name || 0x0A || 0x01 || key)."""
-    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + ED25519_ALGORITHM + public_key)
-    return digest.digest()[:4]
-
-
-def parse_public_key(text):
-    """`<name>+<8 hex>+<base64(0x01 || 32-byte key)>` -> (name, key id, Ed25519 key)."""
-    text = text.strip()
-    parts = text.split("+", 2)  # names hold no "+"; base64 may
-    if len(parts) != 3:
-        raise Invalid("public key is not <name>+<hex id>+<base64 key>")
-    name, hex_id, encoded = parts
-    if not name or any(c in name for c in " \t\n+") or not name.isprintable():
-        raise Invalid(f"public key name {name!r} is not a valid note key name")
-    if len(hex_id) != 8 or any(c not in "0123456789abcdef" for c in hex_id):
-        raise Invalid(f"public key id {hex_id!r} is not 8 lowercase hex digits")
-    raw = b64decode_strict(encoded, "public key")
-    if len(raw) != 33 or raw[:1] != ED25519_ALGORITHM:
-        raise Invalid("public key is not 0x01 followed by a 32-byte Ed25519 key")
-    identifier = key_id(name, raw[1:])
-    if identifier.hex() != hex_id:
-        raise Invalid(
-            f"public key id {hex_id} does not match its name and key ({identifier.hex()})"
-        )
-    return name, identifier, Ed25519PublicKey.from_public_bytes(raw[1:])
-
-
-def parse_note(note):
-    """Splits a signed note into its text and signature lines (C2SP signed-note)."""
-    if not note.endswith("\n"):
-        raise Invalid("signed note does not end with a newline")
-    cut = note.rfind("\n\n")
-    if cut < 0:
-        raise Invalid("signed note has no empty line before its signatures")
-    text = note[: cut + 1]
-    lines = note[cut + 2 :].split("\n")[:-1]
-    if not lines:
-        raise Invalid("signed note has no signature line")
-    if len(lines) > MAX_SIGNATURE_LINES:
-        raise Invalid(f"signed note has more than {MAX_SIGNATURE_LINES} signature lines")
-    signatures = []
-    for line in lines:
-        if not line.startswith(SIGNATURE_PREFIX):
-            raise Invalid(f"malformed signature line {line!r}")
-        fields = line[len(SIGNATURE_PREFIX) :].split(" ")
-        if len(fields) != 2 or not fields[0]:
-            raise Invalid(f"malformed signature line {line!r}")
-        raw = b64decode_strict(fields[1], "signature")
-        if len(raw) < 5:
-            raise Invalid(f"signature of {fields[0]!r} is too short")
-        signatures.append((fields[0], raw[:4], raw[4:]))
-    return text, signatures
-
-
 def verify_note(note, name, identifier, public_key):
-    """Checks the trusted key's signature; returns (origin, size, root) of the checkpoint."""
+    """Checks the trusted key's signature; returns (origin, size, root) of the checkpoint.
+
+    Stricter on the text than verify_inclusion.verify_note: ASCII size digits only, and the
+    root hash is checked as the package's other hashes are.
+    """
     if not isinstance(note, str):
         raise Invalid("tree_head is not a string")
-    text, signatures = parse_note(note)
-    signed = False
-    for signer, signer_id, signature in signatures:
-        if signer != name or signer_id != identifier:
-            continue  # another key's signature: ignored, as C2SP requires
-        try:
-            public_key.verify(signature, text.encode("utf-8"))
-        except InvalidSignature:
-            raise Invalid(f"the signature by {name} on the tree head does not verify") from None
-        except UnicodeEncodeError:
-            raise Invalid("the tree head text is not valid Unicode") from None
-        signed = True
-    if not signed:
-        raise Invalid(f"the tree head carries no signature by the trusted key {name}")
+    try:
+        text = check_note_signature(note, name, identifier, public_key)
+    except UnicodeEncodeError:
+        raise Invalid("the tree head text is not valid Unicode") from None
     body = text.split("\n")[:-1]
     if len(body) < 3:
         raise Invalid("tree head text is not origin, size and root hash")
@@ -182,33 +128,6 @@ def verify_note(note, name, identifier, public_key):
 
 def leaf_hash(data):
     return hashlib.sha256(b"\x00" + data).digest()
-
-
-def node_hash(left, right):
-    return hashlib.sha256(b"\x01" + left + right).digest()
-
-
-def root_from_inclusion_proof(index, size, leaf, proof):
-    """RFC 9162 section 2.1.3.2: the root the audit path leads to, or Invalid."""
-    if index >= size:
-        raise Invalid(f"index {index} is not below tree size {size}")
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            raise Invalid("inclusion proof is longer than the path to the root")
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            if not fn & 1:
-                while not fn & 1 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise Invalid("inclusion proof is shorter than the path to the root")
-    return r
 
 
 def verify_consistency(old_size, new_size, old_root, new_root, proof):
@@ -461,9 +380,8 @@ class PackageVerifier:
         self.lines += 1
         try:
             self._line(raw)
-        except Invalid as error:
-            error.line = self.lines
-            raise
+        except verify_inclusion.Invalid as error:  # this module's Invalid, or the shared one
+            raise Invalid(str(error), line=self.lines) from None
 
     def finish(self):
         if self.lines == 0:
@@ -665,7 +583,7 @@ def load_key(argument):
         raise Unusable(f"cannot read the public key file {argument}: no such file")
     try:
         return parse_public_key(text)
-    except Invalid as error:
+    except verify_inclusion.Invalid as error:
         raise Unusable(f"the public key is unusable: {error}") from None
 
 

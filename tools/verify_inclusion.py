@@ -110,8 +110,8 @@ def parse_note(note):
     return text, signatures
 
 
-def verify_note(note, name, identifier, public_key):
-    """Checks the trusted key's signature; returns (origin, size, root) of the checkpoint."""
+def check_note_signature(note, name, identifier, public_key):
+    """Checks the trusted key's signature on a signed note; returns the note's text."""
     text, signatures = parse_note(note)
     signed = False
     for signer, signer_id, signature in signatures:
@@ -124,6 +124,12 @@ def verify_note(note, name, identifier, public_key):
         signed = True
     if not signed:
         raise Invalid(f"the tree head carries no signature by the trusted key {name}")
+    return text
+
+
+def verify_note(note, name, identifier, public_key):
+    """Checks the trusted key's signature; returns (origin, size, root) of the checkpoint."""
+    text = check_note_signature(note, name, identifier, public_key)
     body = text.split("\n")[:-1]
     if len(body) < 3:
         raise Invalid("tree head text is not origin, size and root hash")

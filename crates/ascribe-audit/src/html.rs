@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use ascribe_ledger::Timestamp;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::alias::{AliasAtAnswer, AliasWindowAnswer};
 use crate::checkpoint::CheckpointAnswer;
@@ -60,8 +60,16 @@ pub enum Links {
     Gateway,
 }
 
-fn encode(text: &str) -> String {
-    utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
+/// What a path segment may not hold as is: everything but RFC 3986's unreserved characters.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `text` as one path segment of a link: an inference id, a decision reference, a name.
+pub fn path_segment(text: &str) -> String {
+    utf8_percent_encode(text, PATH_SEGMENT).to_string()
 }
 
 /// A whole page around `body`.
@@ -111,7 +119,7 @@ pub fn index(aliases: &[(String, String)], default_window: &str) -> Markup {
                 tr {
                     td.mono { (alias) }
                     td.mono { (deployment) }
-                    td { a href={ "/audit/aliases/" (encode(alias)) "?" (default_window) } {
+                    td { a href={ "/audit/aliases/" (path_segment(alias)) "?" (default_window) } {
                         "timeline" } }
                 }
             }
@@ -124,7 +132,7 @@ fn link(links: Links, prefix: &str, id: &str, text: &str) -> Markup {
     match links {
         Links::Standalone => html! { span.mono { (text) } },
         Links::Gateway => html! {
-            a.mono href={ "/audit/" (prefix) "/" (encode(id)) } { (text) }
+            a.mono href={ "/audit/" (prefix) "/" (path_segment(id)) } { (text) }
         },
     }
 }
@@ -330,10 +338,10 @@ pub fn inference_table(rows: &[InferenceRow], links: Links) -> Markup {
 /// The page of one inference.
 pub fn inference_page(answer: &InferenceAnswer, links: Links) -> Markup {
     page(
-        &answer.inference_id,
+        &answer.record.inference_id,
         links,
         html! {
-            h1 { "Inference " code { (answer.inference_id) } }
+            h1 { "Inference " code { (answer.record.inference_id) } }
             (inference_details(answer, links))
         },
     )
@@ -348,8 +356,8 @@ pub fn decision_page(answer: &DecisionAnswer, links: Links) -> Markup {
             h1 { "Decision " code { (answer.decision) } }
             p.muted { (answer.inferences.len()) " inference(s) carry this reference." }
             @for inference in &answer.inferences {
-                h2 { "Inference " (link(links, "inferences", &inference.inference_id,
-                    &inference.inference_id)) }
+                h2 { "Inference " (link(links, "inferences", &inference.record.inference_id,
+                    &inference.record.inference_id)) }
                 (inference_details(inference, links))
             }
         },
@@ -361,21 +369,21 @@ fn inference_details(answer: &InferenceAnswer, links: Links) -> Markup {
     html! {
         dl {
             dt { "recorded" } dd.mono { (answer.time) " (ledger entry " (answer.seq) ")" }
-            dt { "caller" } dd { (answer.caller) }
-            dt { "decision" } dd { @if let Some(decision) = &answer.decision {
+            dt { "caller" } dd { (answer.record.caller) }
+            dt { "decision" } dd { @if let Some(decision) = &answer.record.decision {
                 (link(links, "decisions", decision, decision)) } @else { "-" } }
-            dt { "requested model" } dd.mono { (answer.requested_model) }
-            dt { "alias" } dd.mono { (answer.alias.as_deref().unwrap_or("-")) }
-            dt { "deployment" } dd.mono { (answer.deployment)
-                @if answer.moving_name { " " span.badge.undisclosed { "moving name" } } }
-            dt { "checkpoint" } dd { (link(links, "checkpoints", &answer.checkpoint,
-                &answer.checkpoint)) }
+            dt { "requested model" } dd.mono { (answer.record.requested_model) }
+            dt { "alias" } dd.mono { (answer.record.alias.as_deref().unwrap_or("-")) }
+            dt { "deployment" } dd.mono { (answer.record.deployment)
+                @if answer.record.moving_name { " " span.badge.undisclosed { "moving name" } } }
+            dt { "checkpoint" } dd { (link(links, "checkpoints", &answer.record.checkpoint,
+                &answer.record.checkpoint)) }
             dt { "served model" } dd.mono { (answer.served_model.as_deref().unwrap_or("-")) }
             dt { "system fingerprint" } dd.mono {
                 (answer.system_fingerprint.as_deref().unwrap_or("-")) }
-            dt { "served identity" } dd { (identity_badge(&answer.identity_match))
-                @if let Some(kind) = &answer.mismatch_kind { " " (kind) } }
-            dt { "status" } dd { (answer.status) " " (answer.outcome) }
+            dt { "served identity" } dd { (identity_badge(&answer.record.identity_match))
+                @if let Some(kind) = &answer.record.mismatch_kind { " " (kind) } }
+            dt { "status" } dd { (answer.record.status) " " (answer.record.outcome) }
             @if let Some(completion) = &answer.completion {
                 dt { "stream" } dd { @if completion.record.completed { "completed" }
                     @else { span.badge.alert { "cut" } } ", " (completion.record.n_bytes)

@@ -2,7 +2,7 @@
 //! checkpoint was there, and the proof that the record is in the ledger.
 
 use ascribe_inference::queries::{CompletionView, InferenceView, ObservationView};
-use ascribe_inference::{Receipt, UpstreamCall};
+use ascribe_inference::{InferenceRecord, Receipt};
 use ascribe_ledger::NoteSigner;
 use ascribe_registry::{queries, CheckpointRecord, DeploymentRecord, DocumentRecord, Segment};
 use ascribe_store::query::{self, read};
@@ -14,55 +14,21 @@ use serde_json::Value;
 
 use crate::AuditError;
 
-/// Everything an auditor asks about one inference.
+/// Everything an auditor asks about one inference: the recorded body, flattened, and what the
+/// rest of the ledger says about it.
 #[derive(Clone, Debug, Serialize)]
 pub struct InferenceAnswer {
-    /// The id handed to the caller in `Ascribe-Inference-Id`.
-    pub inference_id: String,
     /// Its entry's position in the ledger.
     pub seq: u64,
     /// When it was recorded.
     pub time: String,
-    /// The endpoint called.
-    pub api: String,
-    /// The caller key's name.
-    pub caller: String,
-    /// The caller's decision reference.
-    pub decision: Option<String>,
-    /// The model name the caller sent.
-    pub requested_model: String,
-    /// The alias it resolved as.
-    pub alias: Option<String>,
-    /// The deployment called.
-    pub deployment: String,
-    /// The checkpoint that deployment serves.
-    pub checkpoint: String,
-    /// Whether the deployment's upstream name is a moving name.
-    pub moving_name: bool,
+    /// The `inference.recorded` body: who asked for what, what served it, what was released.
+    #[serde(flatten)]
+    pub record: InferenceRecord,
     /// The model the provider said it served (from the answer, or the stream's end).
     pub served_model: Option<String>,
     /// The provider's `system_fingerprint`, if any.
     pub system_fingerprint: Option<String>,
-    /// The served identity as recorded: raw and normalised fields.
-    pub served: Value,
-    /// `match`, `mismatch`, `undisclosed` or `none`.
-    pub identity_match: String,
-    /// For a mismatch: `newer_snapshot` or `different_model`.
-    pub mismatch_kind: Option<String>,
-    /// The HTTP status released.
-    pub status: u16,
-    /// `answered` or what went wrong.
-    pub outcome: String,
-    /// Whether the answer was streamed.
-    pub stream: bool,
-    /// Where the call went.
-    pub upstream: UpstreamCall,
-    /// SHA-256 of the caller's request body.
-    pub request_sha256: String,
-    /// SHA-256 of the upstream's response body (non-streamed answers).
-    pub response_sha256: Option<String>,
-    /// Token usage as reported.
-    pub usage: Option<Value>,
     /// How a streamed answer ended.
     pub completion: Option<CompletionView>,
     /// Observations this inference revealed (a mismatch, a new fingerprint).
@@ -208,29 +174,11 @@ fn answer(
         receipt: receipt
             .transpose()
             .map_err(|error| AuditError::Invalid(format!("cannot sign a receipt: {error}")))?,
-        inference_id: record.inference_id,
         seq: view.seq,
         time: view.time,
-        api: record.api,
-        caller: record.caller,
-        decision: record.decision,
-        requested_model: record.requested_model,
-        alias: record.alias,
-        deployment: record.deployment,
-        checkpoint: record.checkpoint,
-        moving_name: record.moving_name,
+        record,
         served_model,
         system_fingerprint,
-        served: record.served,
-        identity_match: record.identity_match,
-        mismatch_kind: record.mismatch_kind,
-        status: record.status,
-        outcome: record.outcome,
-        stream: record.stream,
-        upstream: record.upstream,
-        request_sha256: record.request_sha256,
-        response_sha256: record.response_sha256,
-        usage: record.usage,
         completion: view.completion,
         observations: view.observations,
         deployment_record,

@@ -317,8 +317,8 @@ fn for_each_store(test: impl Fn(&str, &mut dyn Backend)) {
 fn inference_and_decision_answers_name_the_checkpoint_and_the_rotation() {
     for_each_store(|url, backend| {
         let cut = inference::inference(backend, "inf_3", Some(&signer())).expect("answers");
-        assert_eq!(cut.checkpoint, OLD, "{url}");
-        assert_eq!(cut.deployment, "may");
+        assert_eq!(cut.record.checkpoint, OLD, "{url}");
+        assert_eq!(cut.record.deployment, "may");
         assert_eq!(cut.time, at(5 * HOUR).to_string());
         let cause = &cut.rotation.as_ref().expect("a rotation").rotation;
         assert_eq!(
@@ -343,8 +343,8 @@ fn inference_and_decision_answers_name_the_checkpoint_and_the_rotation() {
 
         let mismatch = inference::inference(backend, "inf_4", None).expect("answers");
         assert_eq!(mismatch.served_model.as_deref(), Some("gpt-4o-2024-11-20"));
-        assert_eq!(mismatch.requested_model, "v1");
-        assert_eq!(mismatch.identity_match, "mismatch");
+        assert_eq!(mismatch.record.requested_model, "v1");
+        assert_eq!(mismatch.record.identity_match, "mismatch");
         assert_eq!(mismatch.observations.len(), 1);
         assert_eq!(
             mismatch.observations[0].body["kind"],
@@ -358,8 +358,8 @@ fn inference_and_decision_answers_name_the_checkpoint_and_the_rotation() {
             .map(|answer| {
                 let cause = &answer.rotation.as_ref().expect("rotation").rotation;
                 (
-                    answer.inference_id.as_str(),
-                    answer.checkpoint.as_str(),
+                    answer.record.inference_id.as_str(),
+                    answer.record.checkpoint.as_str(),
                     cause.kind.clone(),
                 )
             })

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 
 use ascribe_access::Role;
 use ascribe_audit::export::{export, Format};
+use ascribe_audit::html::{self, Links};
 use ascribe_audit::search::InferenceQuery;
-use ascribe_audit::{html, parse_time, AuditError, Window};
+use ascribe_audit::{parse_time, AuditError, Window};
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::header::{self, AUTHORIZATION};
@@ -27,8 +28,6 @@ use tokio::sync::mpsc;
 use crate::error::ApiError;
 use crate::extract::PathName;
 use crate::state::AppState;
-
-use ascribe_audit::html::Links;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -392,22 +391,11 @@ async fn index_page(
 async fn search_page(_auditor: Auditor, params: Params) -> Result<Redirect, ApiError> {
     let query = params.required("q")?;
     let query = query.trim();
-    let encoded = percent_encode(query);
+    let encoded = html::path_segment(query);
     if query.starts_with("inf_") {
         return Ok(Redirect::to(&format!("/audit/inferences/{encoded}")));
     }
     Ok(Redirect::to(&format!("/audit/decisions/{encoded}")))
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (byte as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 async fn inference_page(

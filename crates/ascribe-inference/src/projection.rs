@@ -71,6 +71,11 @@ CREATE TABLE IF NOT EXISTS checkpoint_fingerprints (
     PRIMARY KEY (checkpoint, fingerprint)
 )";
 
+// LIMITATION: tables and indexes added here later are created by `ascribe init` (which may be
+// run again on an existing ledger), but entries written before they existed are not projected
+// into them: there is no re-projection of old entries yet. The `observations` table and the
+// `seq`-keyed indexes arrived together with the audit answers.
+
 /// Creates the inference tables if they do not exist.
 pub fn create_tables(backend: &mut dyn Backend) -> Result<(), StoreError> {
     backend.write(&mut |tx| {

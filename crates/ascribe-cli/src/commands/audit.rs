@@ -115,19 +115,19 @@ fn or_dash(value: Option<&str>) -> &str {
 fn print_inference(answer: &InferenceAnswer) {
     println!(
         "inference   {} (ledger seq {}, {})",
-        answer.inference_id, answer.seq, answer.time
+        answer.record.inference_id, answer.seq, answer.time
     );
     println!(
         "asked for   {} by {} (decision {})",
-        answer.requested_model,
-        answer.caller,
-        or_dash(answer.decision.as_deref())
+        answer.record.requested_model,
+        answer.record.caller,
+        or_dash(answer.record.decision.as_deref())
     );
-    println!("deployment  {}", answer.deployment);
-    println!("checkpoint  {}", answer.checkpoint);
+    println!("deployment  {}", answer.record.deployment);
+    println!("checkpoint  {}", answer.record.checkpoint);
     for document in &answer.documents {
         println!(
-            "  {:<10}{} (stored {}, {})",
+            "  {:<11} {} (stored {}, {})",
             document.role, document.name, document.stored_at, document.digest
         );
     }
@@ -135,7 +135,7 @@ fn print_inference(answer: &InferenceAnswer) {
         "served      {} (fingerprint {}): {}",
         or_dash(answer.served_model.as_deref()),
         or_dash(answer.system_fingerprint.as_deref()),
-        answer.identity_match
+        answer.record.identity_match
     );
     if let Some(segment) = &answer.rotation {
         let cause = &segment.rotation;
@@ -147,7 +147,10 @@ fn print_inference(answer: &InferenceAnswer) {
             or_dash(cause.reason.as_deref())
         );
     }
-    println!("status      {} {}", answer.status, answer.outcome);
+    println!(
+        "status      {} {}",
+        answer.record.status, answer.record.outcome
+    );
     if let Some(completion) = &answer.completion {
         let record = &completion.record;
         let ended = if record.completed {
@@ -257,7 +260,7 @@ fn print_checkpoint(answer: &CheckpointAnswer) {
     );
     for document in &answer.documents {
         println!(
-            "  {:<10}{} (stored {})",
+            "  {:<11} {} (stored {})",
             document.role, document.name, document.stored_at
         );
     }
