@@ -29,15 +29,23 @@ pub struct AliasAtAnswer {
     /// The instant asked about.
     pub at: String,
     /// The segment in force, or `None` when the alias did not exist yet.
-    pub segment: Option<Segment>,
-    /// Whether that segment's deployment calls its upstream by a moving name.
-    pub moving_name: bool,
+    pub segment: Option<SegmentInForce>,
     /// The deployment as registered.
     pub deployment_record: Option<DeploymentRecord>,
     /// The checkpoint as registered.
     pub checkpoint_record: Option<CheckpointRecord>,
     /// The checkpoint's card, evaluation profile and lineage.
     pub documents: Vec<DocumentRecord>,
+}
+
+/// The segment in force at an instant.
+#[derive(Clone, Debug, Serialize)]
+pub struct SegmentInForce {
+    /// The segment.
+    #[serde(flatten)]
+    pub segment: Segment,
+    /// Whether its deployment calls its upstream by a moving name.
+    pub moving_name: bool,
 }
 
 /// An alias over a window of time.
@@ -113,7 +121,6 @@ pub fn at(
         alias: alias.to_owned(),
         at: at.to_string(),
         segment: None,
-        moving_name: false,
         deployment_record: None,
         checkpoint_record: None,
         documents: Vec::new(),
@@ -122,7 +129,7 @@ pub fn at(
         return Ok(answer);
     };
     answer.deployment_record = queries::deployment(backend, &segment.deployment)?;
-    answer.moving_name = answer
+    let moving_name = answer
         .deployment_record
         .as_ref()
         .is_some_and(|deployment| deployment.moving_name);
@@ -130,7 +137,10 @@ pub fn at(
     if let Some(checkpoint) = &answer.checkpoint_record {
         answer.documents = crate::inference::documents_of(backend, checkpoint)?;
     }
-    answer.segment = Some(segment);
+    answer.segment = Some(SegmentInForce {
+        segment,
+        moving_name,
+    });
     Ok(answer)
 }
 

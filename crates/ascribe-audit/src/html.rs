@@ -24,10 +24,12 @@ h1 { font-size: 1.5rem; margin-bottom: .2rem; } h2 { font-size: 1.2rem; margin-t
 .muted { color: #57606a; } code, .mono { font-family: ui-monospace, monospace; font-size: 12px; }
 table { border-collapse: collapse; width: 100%; margin: .6rem 0 1.2rem; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #d0d7de;
-  vertical-align: top; overflow-wrap: anywhere; }
+  vertical-align: top; overflow-wrap: break-word; }
+td.mono, dd.mono, span.mono { overflow-wrap: anywhere; }
 th { background: #f6f8fa; font-weight: 600; word-break: normal; }
 dl { display: grid; grid-template-columns: 12rem 1fr; gap: 2px 12px; }
-dt { color: #57606a; } dd { margin: 0; overflow-wrap: anywhere; }
+dt { color: #57606a; } dd { margin: 0; overflow-wrap: break-word; }
+.legend span.entry { white-space: nowrap; }
 .legend span.swatch { display: inline-block; width: 10px; height: 10px; margin: 0 4px 0 12px;
   border-radius: 2px; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 8px; font-size: 12px; }
@@ -45,6 +47,9 @@ section.alias { break-inside: avoid; }
 @media print { body { margin: 0; max-width: none; font-size: 11px; }
   section.alias { break-after: page; } form.search, nav { display: none; } }
 ";
+
+/// What an open segment's end says: it was still in force when the answer was given.
+const STILL_IN_FORCE: &str = "still in force";
 
 /// Segment colours, one per checkpoint in order of first appearance.
 const PALETTE: [&str; 8] = [
@@ -201,16 +206,19 @@ pub fn timeline(answer: &AliasWindowAnswer, colours: &mut Colours) -> Markup {
                     fill=(colours.of(&segment.checkpoint)) data-checkpoint=(segment.checkpoint)
                     data-deployment=(segment.deployment) {
                     title { (segment.deployment) " → " (segment.checkpoint) ", "
-                        (segment.from) " .. " (segment.to.as_deref().unwrap_or("now")) }
+                        (segment.from) " .. " (segment.to.as_deref().unwrap_or(STILL_IN_FORCE)) }
                 }
                 @if width > 90.0 {
                     text x=(start + 4.0) y=(BAR_TOP + 22.0) fill="#fff" {
                         (short(&segment.deployment, width)) }
                 }
             }
-            @for segment in &answer.segments {
+            @for (index, segment) in answer.segments.iter().enumerate() {
                 @let segment = &segment.segment;
                 @let start = parse_or(&segment.from, from);
+                @let room = answer.segments.get(index + 1).map_or(RIGHT, |next| {
+                    x(parse_or(&next.segment.from, to))
+                }) - x(start);
                 @if start > from && segment.rotation.kind != "created" {
                     @let alert = matches!(segment.rotation.kind.as_str(), "rollback" | "incident");
                     line class={ "rotation" @if alert { " alert" } } x1=(x(start))
@@ -218,9 +226,11 @@ pub fn timeline(answer: &AliasWindowAnswer, colours: &mut Colours) -> Markup {
                         title { (segment.rotation.kind) " by " (segment.rotation.actor) ": "
                             (segment.rotation.reason.as_deref().unwrap_or("-")) }
                     }
-                    text x=(x(start) + 2.0) y=(BAR_TOP - 12.0)
-                        fill=(if alert { "#cf222e" } else { "#1b1f24" }) {
-                        (segment.rotation.kind) }
+                    @if room > 8.0 * segment.rotation.kind.len() as f64 {
+                        text x=(x(start) + 2.0) y=(BAR_TOP - 12.0)
+                            fill=(if alert { "#cf222e" } else { "#1b1f24" }) {
+                            (segment.rotation.kind) }
+                    }
                 }
             }
             @for observation in &answer.observations {
@@ -256,8 +266,11 @@ pub fn alias_section(answer: &AliasWindowAnswer, colours: &mut Colours, links: L
             (timeline(answer, colours))
             p.legend.muted { "Checkpoints:"
                 @for checkpoint in answer.checkpoints() {
-                    span.swatch style={ "background:" (colours.of(checkpoint)) } {}
-                    span.mono { (checkpoint) }
+                    span.entry {
+                        span.swatch style={ "background:" (colours.of(checkpoint)) } {}
+                        code { (checkpoint) }
+                    }
+                    " "
                 }
             }
             table {
@@ -269,7 +282,7 @@ pub fn alias_section(answer: &AliasWindowAnswer, colours: &mut Colours, links: L
                     @let cause = &segment.segment.rotation;
                     tr {
                         td.mono { (segment.segment.from) }
-                        td.mono { (segment.segment.to.as_deref().unwrap_or("now")) }
+                        td.mono { (segment.segment.to.as_deref().unwrap_or(STILL_IN_FORCE)) }
                         td.mono { (segment.segment.deployment)
                             @if segment.moving_name { " " span.badge.undisclosed {
                                 "moving name" } } }
@@ -307,6 +320,22 @@ pub fn alias_section(answer: &AliasWindowAnswer, colours: &mut Colours, links: L
     }
 }
 
+/// A form to choose the window of an alias's timeline, filled with the current one.
+pub fn window_form(answer: &AliasWindowAnswer) -> Markup {
+    html! {
+        form.search method="get" action={ "/audit/aliases/" (path_segment(&answer.alias)) } {
+            label for="from" { "From " }
+            input #from type="text" name="from" value=(answer.window.from.to_string());
+            label for="to" { " to " }
+            input #to type="text" name="to" value=(answer.window.to.to_string());
+            " "
+            button type="submit" { "Show" }
+            span.muted { " (RFC 3339, UTC; or " a href={ "?days=1" } { "1 day" } ", "
+                a href={ "?days=30" } { "30 days" } ")" }
+        }
+    }
+}
+
 /// Inference rows as a table, requested and served model in separate columns.
 pub fn inference_table(rows: &[InferenceRow], links: Links) -> Markup {
     html! {
@@ -327,8 +356,14 @@ pub fn inference_table(rows: &[InferenceRow], links: Links) -> Markup {
                     td { (link(links, "checkpoints", &row.checkpoint, &row.checkpoint)) }
                     td.mono { (row.served_model.as_deref().unwrap_or("")) }
                     td { (identity_badge(&row.identity_match)) }
-                    td { (row.status) " " (row.outcome)
-                        @if row.completed == Some(false) { " " span.badge.alert { "cut" } } }
+                    td { (row.status) " "
+                        @match (row.outcome.as_str(), row.completed) {
+                            ("stream_open", Some(true)) => { "streamed, completed" }
+                            ("stream_open", Some(false)) => {
+                                "streamed " span.badge.alert { "cut" } }
+                            ("stream_open", None) => { "streaming" }
+                            (outcome, _) => { (outcome) }
+                        } }
                 }
             }
         }
@@ -424,13 +459,14 @@ pub fn alias_at_page(answer: &AliasAtAnswer, links: Links) -> Markup {
             h1 { "Alias " code { (answer.alias) } " at " (answer.at) }
             @match &answer.segment {
                 None => { p { "The alias did not exist at that instant." } }
-                Some(segment) => {
+                Some(in_force) => {
+                    @let segment = &in_force.segment;
                     dl {
                         dt { "deployment" } dd.mono { (segment.deployment) }
                         dt { "checkpoint" } dd { (link(links, "checkpoints",
                             &segment.checkpoint, &segment.checkpoint)) }
                         dt { "since" } dd.mono { (segment.from) }
-                        dt { "until" } dd.mono { (segment.to.as_deref().unwrap_or("now")) }
+                        dt { "until" } dd.mono { (segment.to.as_deref().unwrap_or(STILL_IN_FORCE)) }
                         dt { "put there by" } dd { (segment.rotation.kind) " by "
                             (segment.rotation.actor) ": "
                             (segment.rotation.reason.as_deref().unwrap_or("-")) }
@@ -474,7 +510,7 @@ pub fn checkpoint_page(answer: &CheckpointAnswer, links: Links) -> Markup {
                     tr {
                         td.mono { (period.segment.alias) }
                         td.mono { (period.segment.from) }
-                        td.mono { (period.segment.to.as_deref().unwrap_or("now")) }
+                        td.mono { (period.segment.to.as_deref().unwrap_or(STILL_IN_FORCE)) }
                         td.mono { (period.segment.deployment) }
                         td { (period.segment.rotation.kind) " by "
                             (period.segment.rotation.actor) }

@@ -20,7 +20,7 @@ impl Window {
     pub fn new(from: Timestamp, to: Timestamp) -> Result<Window, AuditError> {
         if to <= from {
             return Err(AuditError::Invalid(format!(
-                "the window must end after it starts: --to {to} is not after --from {from}"
+                "the window must end after it starts: its end ({to}) is not after its start ({from})"
             )));
         }
         Ok(Window { from, to })

@@ -440,14 +440,14 @@ fn alias_answers_give_segments_counts_drift_and_gaps() {
 
         // Half-open: at the instant of the rollback, the rollback is in force.
         let rollback = alias::at(backend, "v1", at(4 * HOUR)).expect("answers");
-        let segment = rollback.segment.expect("existed");
+        let segment = rollback.segment.expect("existed").segment;
         assert_eq!(
             (segment.deployment.as_str(), segment.rotation.kind.as_str()),
             ("may", "incident")
         );
         assert_eq!(rollback.documents.len(), 1);
         let before = alias::at(backend, "v1", at(4 * HOUR - 1)).expect("answers");
-        assert_eq!(before.segment.expect("existed").deployment, "aug");
+        assert_eq!(before.segment.expect("existed").segment.deployment, "aug");
         let too_early = alias::at(backend, "v1", at(-1)).expect("answers");
         assert!(too_early.segment.is_none());
     });

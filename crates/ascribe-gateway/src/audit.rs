@@ -58,10 +58,14 @@ impl IntoResponse for AuditRefusal {
         let unauthenticated = self.0.status() == StatusCode::UNAUTHORIZED;
         let mut response = self.0.into_response();
         if unauthenticated {
-            response.headers_mut().insert(
+            // One challenge per header: browsers do not read a Basic challenge followed by
+            // another scheme in the same header, and then never ask for the key.
+            let headers = response.headers_mut();
+            headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"Ascribe audit\", Bearer"),
+                HeaderValue::from_static("Basic realm=\"Ascribe audit\", charset=\"UTF-8\""),
             );
+            headers.append(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -336,11 +340,16 @@ async fn export_window(
         .unwrap_or_else(|| "jsonl".into())
         .parse()
         .map_err(ApiError::Invalid)?;
-    let content_type = match format {
-        Format::Jsonl => "application/jsonl",
-        Format::Csv => "text/csv; charset=utf-8",
-        Format::Html => "text/html; charset=utf-8",
+    let (content_type, extension) = match format {
+        Format::Jsonl => ("application/jsonl", "jsonl"),
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+        Format::Html => ("text/html; charset=utf-8", "html"),
     };
+    let file_name = format!(
+        "attachment; filename=\"ascribe-{}-{}.{extension}\"",
+        window.from.to_string().replace(':', ""),
+        window.to.to_string().replace(':', "")
+    );
 
     let (sender, receiver) = mpsc::channel(8);
     let failed = sender.clone();
@@ -368,9 +377,11 @@ async fn export_window(
         receiver.recv().await.map(|chunk| (chunk, receiver))
     });
     let mut response = Body::from_stream(stream).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::from_str(&file_name) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
     Ok(response)
 }
 
@@ -433,20 +444,41 @@ async fn alias_page(
     params: Params,
 ) -> Result<Html<String>, ApiError> {
     let mut params = params;
-    if let Some(days) = params.number::<u32>("days")? {
-        let to = ascribe_ledger::Timestamp::from_datetime(chrono_now());
+    let explicit = params.text("at").is_some() || params.text("from").is_some();
+    if !explicit {
+        // The last `days` days (7 unless given), but not before the alias existed: a window
+        // that is mostly "did not exist" hides the periods an auditor came to see.
+        let days = params.number::<u32>("days")?.unwrap_or(7);
+        if days == 0 {
+            return Err(ApiError::Invalid("`days` must be at least 1".into()));
+        }
+        let lookup = name.clone();
+        let created = state
+            .read(move |backend| ascribe_registry::queries::alias(backend, &lookup))
+            .await?
+            .and_then(|alias| ascribe_ledger::Timestamp::parse(&alias.created_at).ok());
+        let to = ascribe_ledger::Timestamp::from_datetime(chrono::Utc::now());
         let from = ascribe_ledger::Timestamp::from_unix_micros(
-            to.unix_micros() - i64::from(days.max(1)) * 86_400_000_000,
+            to.unix_micros() - i64::from(days) * 86_400_000_000,
         );
+        let from = created.map_or(from, |created| from.max(created));
         params.0.insert("from".into(), from.to_string());
-        params.0.insert("to".into(), to.to_string());
+        params.0.insert(
+            "to".into(),
+            ascribe_ledger::Timestamp::from_unix_micros(to.unix_micros() + 1).to_string(),
+        );
     }
     let page = match alias_answer(&state, name, &params).await? {
         AliasAnswer::At(answer) => html::alias_at_page(&answer, Links::Gateway),
         AliasAnswer::Window(answer) => {
             let mut colours = html::Colours::default();
             let section = html::alias_section(&answer, &mut colours, Links::Gateway);
-            html::page(&answer.alias, Links::Gateway, section)
+            let form = html::window_form(&answer);
+            html::page(
+                &answer.alias,
+                Links::Gateway,
+                maud::html! { (form) (section) },
+            )
         }
     };
     Ok(Html(page.into_string()))
@@ -464,8 +496,4 @@ async fn checkpoint_page(
     Ok(Html(
         html::checkpoint_page(&answer, Links::Gateway).into_string(),
     ))
-}
-
-fn chrono_now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now()
 }

@@ -167,6 +167,11 @@ fn answers_match_the_ledger(store: Store) {
     );
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/jsonl");
+    let disposition = headers["content-disposition"].to_str().expect("ascii");
+    assert!(
+        disposition.starts_with("attachment; filename=\"ascribe-"),
+        "{disposition}"
+    );
     let summary = verify_package(Cursor::new(&package), &signer().verifier()).expect("verifies");
     assert!(summary.entries >= 3, "{summary:?}");
     let (_, _, csv) = get(
@@ -209,8 +214,15 @@ fn only_auditor_keys_may_read(store: Store) {
     }
     let (status, headers, _) = get(&gateway, "/audit/", None);
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let challenge = headers["www-authenticate"].to_str().expect("ascii");
-    assert!(challenge.starts_with("Basic realm="), "{challenge}");
+    // One challenge per header, Basic first, so that a browser asks for the key.
+    let challenges: Vec<&str> = headers
+        .get_all("www-authenticate")
+        .iter()
+        .map(|value| value.to_str().expect("ascii"))
+        .collect();
+    assert_eq!(challenges.len(), 2, "{challenges:?}");
+    assert!(challenges[0].starts_with("Basic realm="), "{challenges:?}");
+    assert_eq!(challenges[1], "Bearer");
 
     // A browser sends the key as the Basic password.
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("me:{}", gateway.auditor));
@@ -253,6 +265,16 @@ fn pages_render_and_search_finds(store: Store) {
     );
     let page = String::from_utf8(page).expect("utf-8");
     assert_eq!(page.matches("<rect class=\"segment\"").count(), 1);
+
+    // Without a window: the last 7 days, but not before the alias existed, and a form.
+    let (status, _, page) = get(&gateway, "/audit/aliases/v1", bearer());
+    assert_eq!(status, StatusCode::OK);
+    let page = String::from_utf8(page).expect("utf-8");
+    assert_eq!(page.matches("<rect class=\"segment\"").count(), 1);
+    assert_eq!(page.matches("<rect class=\"gap\"").count(), 0, "{page}");
+    assert!(page.contains("name=\"from\""));
+    let (status, _, _) = get(&gateway, "/audit/aliases/v1?days=0", bearer());
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let (status, _, page) = get(&gateway, "/audit/checkpoints/standin:openai-chat", bearer());
     assert_eq!(status, StatusCode::OK);

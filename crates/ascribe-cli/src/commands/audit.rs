@@ -1,6 +1,6 @@
 //! `ascribe audit ...`: the answers of `ascribe_audit`, printed as text or JSON.
 
-use ascribe_audit::alias::{AliasAtAnswer, AliasWindowAnswer};
+use ascribe_audit::alias::{AliasAtAnswer, AliasWindowAnswer, SegmentInForce};
 use ascribe_audit::checkpoint::CheckpointAnswer;
 use ascribe_audit::inference::{InclusionAnswer, InferenceAnswer};
 use ascribe_audit::search::{InferencePage, InferenceQuery};
@@ -195,11 +195,15 @@ fn print_inference(answer: &InferenceAnswer) {
 }
 
 fn print_alias_at(answer: &AliasAtAnswer) {
-    let Some(segment) = &answer.segment else {
+    let Some(SegmentInForce {
+        segment,
+        moving_name,
+    }) = &answer.segment
+    else {
         println!("alias `{}` did not exist at {}", answer.alias, answer.at);
         return;
     };
-    let flag = if answer.moving_name {
+    let flag = if *moving_name {
         "  [moving upstream name]"
     } else {
         ""
@@ -207,7 +211,7 @@ fn print_alias_at(answer: &AliasAtAnswer) {
     println!(
         "{} .. {}  {} -> {}{flag}\n    {} by {}: {}",
         segment.from,
-        segment.to.as_deref().unwrap_or("now"),
+        segment.to.as_deref().unwrap_or("still in force"),
         segment.deployment,
         segment.checkpoint,
         segment.rotation.kind,
@@ -230,7 +234,7 @@ fn print_alias_window(answer: &AliasWindowAnswer) {
         println!(
             "{} .. {}  {} -> {}{flag}  {} inferences\n    {} by {}: {}",
             segment.segment.from,
-            segment.segment.to.as_deref().unwrap_or("now"),
+            segment.segment.to.as_deref().unwrap_or("still in force"),
             segment.segment.deployment,
             segment.segment.checkpoint,
             segment.inferences,
@@ -281,7 +285,7 @@ fn print_checkpoint(answer: &CheckpointAnswer) {
         println!(
             "    {} .. {}  alias {} via {}  ({} by {}), {} inferences",
             period.segment.from,
-            period.segment.to.as_deref().unwrap_or("now"),
+            period.segment.to.as_deref().unwrap_or("still in force"),
             period.segment.alias,
             period.segment.deployment,
             period.segment.rotation.kind,

@@ -17,10 +17,18 @@ use crate::Outcome;
 
 /// Verifies and reports; a failed check is exit code 1, not an error.
 pub fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome> {
-    let verifier = context.trusted_key(args.public_key.as_deref())?;
     if let Some(path) = &args.export {
+        let verifier = context
+            .trusted_key(args.public_key.as_deref())
+            .map_err(|error| {
+                anyhow::anyhow!(
+                "{error}\nGive the ledger's public key with --public-key FILE (the `ledger.pub` \
+                 its operator handed over); verifying a package needs no database."
+            )
+            })?;
         return verify_export(path, &verifier, args.json);
     }
+    let verifier = context.trusted_key(args.public_key.as_deref())?;
     let mut backend = context.backend()?;
 
     let progress = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
@@ -68,7 +76,8 @@ fn verify_export(path: &Path, verifier: &NoteVerifier, json: bool) -> anyhow::Re
                 print_json(&json!({"ok": true, "package": summary}))?;
             } else {
                 println!(
-                    "ok: {} entries of {} from {} to {} and {} context entries, proved against                      the signed tree head of size {}",
+                    "ok: {} entries of {} from {} to {} and {} context entries, proved against the \
+                     signed tree head of size {} (complete as of that head)",
                     summary.entries,
                     summary.origin,
                     summary.from,
