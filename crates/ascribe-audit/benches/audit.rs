@@ -4,7 +4,7 @@
 //! # 10 million inferences (about 20 minutes to build once, on 2 cores):
 //! cargo run --release -p ascribe-audit --bin ascribe-generate -- \
 //!     --db sqlite://target/audit-10m/ledger.db --key-dir target/audit-10m
-//! ASCRIBE_AUDIT_DB=sqlite://target/audit-10m/ledger.db ASCRIBE_AUDIT_KEY_DIR=target/audit-10m \
+//! ASCRIBE_AUDIT_DB=sqlite://$PWD/target/audit-10m/ledger.db ASCRIBE_AUDIT_KEY_DIR=$PWD/target/audit-10m \
 //!     ASCRIBE_AUDIT_INFERENCES=10000000 cargo bench -p ascribe-audit
 //! ```
 //!

@@ -31,7 +31,8 @@ pub struct CheckpointAnswer {
     pub last_inference: Option<InferenceRow>,
     /// How many distinct decision references its inferences carry.
     pub decisions: u64,
-    /// The first of those references, oldest first, at most [`MAX_LISTED_DECISIONS`].
+    /// The first of those references, oldest first, at most [`MAX_LISTED_DECISIONS`] (found
+    /// among its first 2,000 inferences that carry one).
     pub decision_references: Vec<String>,
     /// `system_fingerprint` values seen with it, with the `seq` each was first seen at.
     pub fingerprints: Vec<Fingerprint>,
@@ -108,11 +109,12 @@ pub fn checkpoint(backend: &mut dyn Backend, id: &str) -> Result<CheckpointAnswe
 
 type Totals = (u64, u64, Vec<String>, Vec<Fingerprint>);
 
-// LIMITATION: the totals count every inference of the checkpoint through the
-// `(checkpoint, seq)` index, so this answer takes time in proportion to the checkpoint's
-// traffic (tens of milliseconds per million inferences on SQLite), unlike the inference,
-// decision and alias-at answers. Running counters kept by the projection would make it
-// constant, at the price of one more write per inference on the gateway's hot path.
+// LIMITATION: the totals read every inference of the checkpoint, so this answer takes time in
+// proportion to the checkpoint's traffic, unlike the inference, decision and alias-at answers:
+// on SQLite, counting 833,000 inferences takes 0.13 s and counting their distinct decision
+// references 1.3 s with a warm cache (several seconds cold). Running counters kept by the
+// projection would make it constant, at the price of more writes per inference on the
+// gateway's hot path.
 
 fn totals(tx: &mut dyn Tx, id: &str) -> Result<Totals, StoreError> {
     let key: SqlValue = id.into();
@@ -126,13 +128,20 @@ fn totals(tx: &mut dyn Tx, id: &str) -> Result<Totals, StoreError> {
         "SELECT COUNT(DISTINCT decision) FROM inferences WHERE checkpoint = $1 \
          AND decision IS NOT NULL",
     )?;
+    // The first references in ledger order: a short scan of the `(checkpoint, seq)` index,
+    // deduplicated here, instead of grouping every inference of the checkpoint.
     let sql = "SELECT decision FROM inferences WHERE checkpoint = $1 AND decision IS NOT NULL \
-               GROUP BY decision ORDER BY MIN(seq) LIMIT $2";
-    let references = tx
-        .query(sql, &[key.clone(), (MAX_LISTED_DECISIONS as u64).into()])?
-        .iter()
-        .map(|row| row[0].text("decision").map(str::to_owned))
-        .collect::<Result<_, _>>()?;
+               ORDER BY seq LIMIT $2";
+    let scanned = (MAX_LISTED_DECISIONS * 20) as u64;
+    let mut references: Vec<String> = Vec::new();
+    for row in tx.query(sql, &[key.clone(), scanned.into()])? {
+        let decision = row[0].text("decision")?;
+        if references.len() < MAX_LISTED_DECISIONS
+            && !references.iter().any(|seen| seen == decision)
+        {
+            references.push(decision.to_owned());
+        }
+    }
     let sql = "SELECT fingerprint, first_seq FROM checkpoint_fingerprints WHERE checkpoint = $1 \
                ORDER BY first_seq";
     let fingerprints = tx
