@@ -109,12 +109,11 @@ pub fn checkpoint(backend: &mut dyn Backend, id: &str) -> Result<CheckpointAnswe
 
 type Totals = (u64, u64, Vec<String>, Vec<Fingerprint>);
 
-// LIMITATION: the totals read every inference of the checkpoint, so this answer takes time in
-// proportion to the checkpoint's traffic, unlike the inference, decision and alias-at answers:
-// on SQLite, counting 833,000 inferences takes 0.13 s and counting their distinct decision
-// references 1.3 s with a warm cache (several seconds cold). Running counters kept by the
-// projection would make it constant, at the price of more writes per inference on the
-// gateway's hot path.
+// LIMITATION: the totals scan the checkpoint's entries of the `(checkpoint, seq)` and
+// `(checkpoint, decision)` indexes, so this answer takes time in proportion to the
+// checkpoint's traffic, unlike the inference, decision and alias-at answers (see the audit
+// benchmark for figures). Running counters kept by the projection would make it constant, at
+// the price of more writes per inference on the gateway's hot path.
 
 fn totals(tx: &mut dyn Tx, id: &str) -> Result<Totals, StoreError> {
     let key: SqlValue = id.into();

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS inferences (
 CREATE UNIQUE INDEX IF NOT EXISTS inferences_seq ON inferences (seq);
 CREATE INDEX IF NOT EXISTS inferences_decision ON inferences (decision, seq);
 CREATE INDEX IF NOT EXISTS inferences_checkpoint_seq ON inferences (checkpoint, seq);
+CREATE INDEX IF NOT EXISTS inferences_checkpoint_decision ON inferences (checkpoint, decision);
 CREATE INDEX IF NOT EXISTS inferences_alias_seq ON inferences (alias, seq);
 CREATE INDEX IF NOT EXISTS inferences_caller_seq ON inferences (caller, seq);
 CREATE TABLE IF NOT EXISTS inference_observations (
