@@ -12,6 +12,7 @@ use ascribe_audit::export::{export, Format};
 use ascribe_audit::html::{self, Links};
 use ascribe_audit::search::InferenceQuery;
 use ascribe_audit::{parse_time, AuditError, Window};
+use ascribe_ledger::Timestamp;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::header::{self, AUTHORIZATION};
@@ -446,27 +447,10 @@ async fn alias_page(
     let mut params = params;
     let explicit = params.text("at").is_some() || params.text("from").is_some();
     if !explicit {
-        // The last `days` days (7 unless given), but not before the alias existed: a window
-        // that is mostly "did not exist" hides the periods an auditor came to see.
         let days = params.number::<u32>("days")?.unwrap_or(7);
-        if days == 0 {
-            return Err(ApiError::Invalid("`days` must be at least 1".into()));
-        }
-        let lookup = name.clone();
-        let created = state
-            .read(move |backend| ascribe_registry::queries::alias(backend, &lookup))
-            .await?
-            .and_then(|alias| ascribe_ledger::Timestamp::parse(&alias.created_at).ok());
-        let to = ascribe_ledger::Timestamp::from_datetime(chrono::Utc::now());
-        let from = ascribe_ledger::Timestamp::from_unix_micros(
-            to.unix_micros() - i64::from(days) * 86_400_000_000,
-        );
-        let from = created.map_or(from, |created| from.max(created));
-        params.0.insert("from".into(), from.to_string());
-        params.0.insert(
-            "to".into(),
-            ascribe_ledger::Timestamp::from_unix_micros(to.unix_micros() + 1).to_string(),
-        );
+        let window = recent_window(&state, &name, days).await?;
+        params.0.insert("from".into(), window.from.to_string());
+        params.0.insert("to".into(), window.to.to_string());
     }
     let page = match alias_answer(&state, name, &params).await? {
         AliasAnswer::At(answer) => html::alias_at_page(&answer, Links::Gateway),
@@ -482,6 +466,24 @@ async fn alias_page(
         }
     };
     Ok(Html(page.into_string()))
+}
+
+/// The last `days` days up to now, but not before `alias` existed: a window that is mostly
+/// "did not exist" hides the periods an auditor came to see.
+async fn recent_window(state: &AppState, alias: &str, days: u32) -> Result<Window, ApiError> {
+    if days == 0 {
+        return Err(ApiError::Invalid("`days` must be at least 1".into()));
+    }
+    let lookup = alias.to_owned();
+    let created = state
+        .read(move |backend| ascribe_registry::queries::alias(backend, &lookup))
+        .await?
+        .and_then(|alias| Timestamp::parse(&alias.created_at).ok());
+    let now = Timestamp::from_datetime(chrono::Utc::now());
+    let from = Timestamp::from_unix_micros(now.unix_micros() - i64::from(days) * 86_400_000_000);
+    let from = created.map_or(from, |created| from.max(created));
+    let to = Timestamp::from_unix_micros(now.unix_micros() + 1);
+    Window::new(from, to).map_err(invalid)
 }
 
 async fn checkpoint_page(
