@@ -4,8 +4,9 @@
 //! # 10 million inferences (about 20 minutes to build once, on 2 cores):
 //! cargo run --release -p ascribe-audit --bin ascribe-generate -- \
 //!     --db sqlite://target/audit-10m/ledger.db --key-dir target/audit-10m
-//! ASCRIBE_AUDIT_DB=sqlite://$PWD/target/audit-10m/ledger.db ASCRIBE_AUDIT_KEY_DIR=$PWD/target/audit-10m \
-//!     ASCRIBE_AUDIT_INFERENCES=10000000 cargo bench -p ascribe-audit
+//! ASCRIBE_AUDIT_DB=sqlite://$PWD/target/audit-10m/ledger.db \
+//!     ASCRIBE_AUDIT_KEY_DIR=$PWD/target/audit-10m ASCRIBE_AUDIT_INFERENCES=10000000 \
+//!     cargo bench -p ascribe-audit
 //! ```
 //!
 //! Without those variables it builds a ledger of 200,000 inferences over one day in a
@@ -210,8 +211,8 @@ fn main() {
     let rss_after = rss_kib("VmRSS:");
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     println!(
-        "export one day jsonl: {} entries, {bytes} bytes in {export_seconds:.2} s ({:.0} entries/s), \
-         RSS {rss_before} KiB before, {rss_after} KiB after",
+        "export one day jsonl: {} entries, {bytes} bytes in {export_seconds:.2} s \
+         ({:.0} entries/s), RSS {rss_before} KiB before, {rss_after} KiB after",
         summary.rows,
         summary.rows as f64 / export_seconds
     );

@@ -20,7 +20,8 @@ impl Window {
     pub fn new(from: Timestamp, to: Timestamp) -> Result<Window, AuditError> {
         if to <= from {
             return Err(AuditError::Invalid(format!(
-                "the window must end after it starts: its end ({to}) is not after its start ({from})"
+                "the window must end after it starts: its end ({to}) is not after its start \
+                 ({from})"
             )));
         }
         Ok(Window { from, to })
