@@ -54,7 +54,6 @@ CREATE TABLE IF NOT EXISTS observations (
     inference_id TEXT
 );
 CREATE INDEX IF NOT EXISTS observations_deployment_seq ON observations (deployment, seq);
-CREATE INDEX IF NOT EXISTS observations_checkpoint_seq ON observations (checkpoint, seq);
 CREATE TABLE IF NOT EXISTS inference_payloads (
     digest TEXT PRIMARY KEY,
     content_base64 TEXT NOT NULL
