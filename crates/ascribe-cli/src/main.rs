@@ -24,19 +24,51 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
+    stop_quietly_on_closed_stdout();
+    let wants_json = std::env::args_os().any(|argument| argument == "--json");
     let cli = Cli::parse();
     init_logging();
     match commands::run(cli) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::ProblemFound) => ExitCode::from(1),
         Err(error) => {
+            let hint = context::hint_for(&error);
             eprintln!("ascribe: {error:#}");
-            if let Some(hint) = context::hint_for(&error) {
+            if let Some(hint) = &hint {
                 eprintln!("\n{hint}");
+            }
+            if wants_json {
+                // `--json` promises one JSON document on stdout, failures included.
+                let document = serde_json::json!({
+                    "ok": false,
+                    "error": format!("{error:#}"),
+                    "hint": hint,
+                });
+                println!("{document}");
             }
             ExitCode::from(2)
         }
     }
+}
+
+/// Ends the process silently when stdout is closed early (`ascribe ... | head`), with the
+/// status a shell reports for a process stopped by SIGPIPE (141), so that `set -o pipefail`
+/// still sees it. Without this, the first `println!` after the pipe closed panics with a
+/// backtrace.
+fn stop_quietly_on_closed_stdout() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
 }
 
 fn init_logging() {

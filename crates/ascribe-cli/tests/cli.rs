@@ -157,3 +157,37 @@ fn refused_key_is_reported_and_writes_nothing() {
         3
     );
 }
+
+#[test]
+fn json_failures_print_a_json_document_and_a_closed_pipe_is_no_panic() {
+    let home = initialised_ledger_with_three_entries();
+
+    let output = ascribe(
+        home.path(),
+        &["audit", "decision", "case-unknown", "--json"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let failure = json_of(&output);
+    assert_eq!(failure["ok"], false);
+    assert!(
+        failure["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("no inference carries decision reference")),
+        "{failure}"
+    );
+
+    // `ascribe verify --json | head -c 0`: the reader is gone before the first line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ascribe"))
+        .args(["verify", "--json"])
+        .env("ASCRIBE_HOME", home.path())
+        .env_remove("ASCRIBE_DB")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ascribe runs");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("ascribe ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+}
