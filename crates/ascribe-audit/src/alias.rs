@@ -202,7 +202,14 @@ pub fn window(
     })
 }
 
-fn count_inferences(tx: &mut dyn Tx, alias: &str, start: u64, end: u64) -> Result<u64, StoreError> {
+/// Inferences through `alias` recorded at `seq` in `[start, end)`: a count over the
+/// `(alias, seq)` index.
+pub(crate) fn count_inferences(
+    tx: &mut dyn Tx,
+    alias: &str,
+    start: u64,
+    end: u64,
+) -> Result<u64, StoreError> {
     if start >= end {
         return Ok(0);
     }

@@ -5,6 +5,7 @@ use ascribe_store::query::read;
 use ascribe_store::{Backend, SqlValue, StoreError, Tx};
 use serde::Serialize;
 
+use crate::alias::count_inferences;
 use crate::search::{self, InferenceRow};
 use crate::AuditError;
 
@@ -77,12 +78,7 @@ pub fn checkpoint(backend: &mut dyn Backend, id: &str) -> Result<CheckpointAnswe
             segment.rotation.seq,
             segment.end_seq.unwrap_or(i64::MAX as u64),
         );
-        let inferences = read(backend, |tx| {
-            let sql = "SELECT COUNT(*) FROM inferences WHERE alias = $1 AND seq >= $2 \
-                       AND seq < $3";
-            let row = tx.query_row(sql, &[alias.as_str().into(), start.into(), end.into()])?;
-            row.map_or(Ok(0), |row| row[0].count("count"))
-        })?;
+        let inferences = read(backend, |tx| count_inferences(tx, &alias, start, end))?;
         periods.push(Period {
             segment,
             inferences,
