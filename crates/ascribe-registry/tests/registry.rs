@@ -270,7 +270,7 @@ fn concurrent_rotations_are_serialised_and_none_is_lost() {
                 let appender = Arc::clone(&appender);
                 std::thread::spawn(move || {
                     (0..10)
-                        .filter(|round| {
+                        .map(|round| {
                             let target = format!("pool-{}", (index + round) % 8);
                             let rotation = NewRotation {
                                 alias: "v1".into(),
@@ -279,18 +279,27 @@ fn concurrent_rotations_are_serialised_and_none_is_lost() {
                                 reason: format!("thread {index} round {round}"),
                                 evidence: None,
                             };
-                            appender
-                                .append_blocking(rotate_alias(rotation, "ops"))
-                                .is_ok()
+                            appender.append_blocking(rotate_alias(rotation, "ops"))
                         })
-                        .count()
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
-        let accepted: usize = threads
+        let outcomes: Vec<_> = threads
             .into_iter()
-            .map(|thread| thread.join().expect("joins"))
-            .sum();
+            .flat_map(|thread| thread.join().expect("joins"))
+            .collect();
+        let accepted = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        // Which rotations meet the alias already on their target depends on the schedule;
+        // that is the only refusal allowed.
+        for outcome in &outcomes {
+            if let Err(error) = outcome {
+                assert!(
+                    error.to_string().contains("already points at"),
+                    "{url}: unexpected refusal: {error}"
+                );
+            }
+        }
         let mut ledger = Arc::into_inner(appender)
             .expect("sole owner")
             .shutdown()
@@ -302,10 +311,8 @@ fn concurrent_rotations_are_serialised_and_none_is_lost() {
             accepted + 1,
             "{url}: every accepted rotation is a segment"
         );
-        assert!(
-            accepted >= 60,
-            "{url}: only {accepted} of 70 rotations were accepted"
-        );
+        assert_eq!(outcomes.len(), 70, "{url}: every rotation got an answer");
+        assert!(accepted > 0, "{url}: no rotation was accepted");
         for pair in history.windows(2) {
             assert_ne!(
                 pair[0].deployment, pair[1].deployment,
