@@ -12,8 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::MAX_BODY_BYTES;
-
 /// Why a request was not served.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -39,8 +37,8 @@ pub enum ApiError {
     /// The body is not declared as JSON (415).
     #[error("send the body as JSON, with `content-type: application/json`")]
     UnsupportedMediaType,
-    /// The body is larger than [`MAX_BODY_BYTES`] (413).
-    #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
+    /// The body is larger than the gateway accepts (413).
+    #[error("request body is larger than this gateway accepts (its limits.max_request_bytes)")]
     PayloadTooLarge,
     /// The route exists but not for this method (405).
     #[error("method not allowed on this route")]

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 
 /// A request body parsed from JSON: 415 when it is not declared as JSON, 413 when it exceeds
-/// [`crate::MAX_BODY_BYTES`], 400 when it is not JSON of the expected shape. Members the
+/// the configured request body limit, 400 when it is not JSON of the expected shape. Members the
 /// shape does not name are ignored.
 pub(crate) struct JsonBody<T>(pub T);
 

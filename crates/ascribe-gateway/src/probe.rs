@@ -43,9 +43,15 @@ pub async fn probe_once(state: &AppState) {
         .filter(|d| d.dialect == Dialect::OpenaiCompatible);
     for deployment in self_hosted {
         match probe(state, &deployment).await {
-            Ok(result) => record(state, result).await,
+            Ok(result) => {
+                state.readiness().upstream_probed(&deployment.name, None);
+                record(state, result).await;
+            }
             Err(reason) => {
                 tracing::warn!(deployment = %deployment.name, %reason, "identity probe failed");
+                state
+                    .readiness()
+                    .upstream_probed(&deployment.name, Some(reason));
             }
         }
     }
@@ -57,12 +63,18 @@ async fn record(state: &AppState, result: ProbeResult) {
         return;
     };
     match state.append_all(vec![entry]).await.pop() {
-        Some(Ok(appended)) => tracing::info!(
-            %deployment,
-            kind = %appended.entry.body["kind"],
-            seq = appended.entry.seq,
-            "identity probe observation recorded"
-        ),
+        Some(Ok(appended)) => {
+            let kind = appended.entry.body["kind"]
+                .as_str()
+                .unwrap_or("identity_probe");
+            state.metrics().observation_recorded(kind);
+            tracing::info!(
+                %deployment,
+                kind,
+                seq = appended.entry.seq,
+                "identity probe observation recorded"
+            );
+        }
         Some(Err(AppendError::Refused(_))) | None => {}
         Some(Err(error)) => tracing::error!(%deployment, %error, "probe observation not recorded"),
     }

@@ -1,6 +1,6 @@
 //! Running the router on a socket, and stopping it so that no entry is left unsigned.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture as _};
 
 use axum::http::Request;
 use axum::serve::ListenerExt as _;
@@ -9,9 +9,10 @@ use tracing::Span;
 
 use crate::state::AppState;
 
-/// Serves [`crate::router`] on `listener` until `shutdown` completes, then lets the requests
-/// in flight finish and stops the ledger writer: it commits what is queued and signs a tree
-/// head over the last entries before this returns.
+/// Serves [`crate::router`] on `listener` until `shutdown` completes. Then it stops accepting,
+/// lets the answers in flight finish (streams included, with their completion entries) for
+/// at most the configured grace period, and stops the ledger writer: it commits what is
+/// queued and signs a tree head over the last entries before this returns.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -30,12 +31,44 @@ pub async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
-    let served = axum::serve(listener, crate::router(state.clone()))
+    let (signalled, signal_seen) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = signalled.send(());
+    };
+    let grace = state.config().shutdown_grace;
+    let server = axum::serve(listener, crate::router(state.clone()))
         .with_graceful_shutdown(shutdown)
-        .await;
+        .into_future();
+    let grace_over = async move {
+        if signal_seen.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let served = tokio::select! {
+        served = server => served,
+        () = grace_over => {
+            tracing::warn!(
+                grace_seconds = grace.as_secs(),
+                "answers still in flight after the grace period; closing their connections"
+            );
+            Ok(())
+        }
+    };
     if let Some(probe) = probe {
         probe.abort();
         let _ = probe.await;
+    }
+    // LIMITATION: a stream relay still waiting on its upstream after the grace period is
+    // abandoned with the runtime; its identity entry stands, its completion entry is lost.
+    let abandoned = state.finish_tasks(grace).await;
+    if abandoned > 0 {
+        tracing::warn!(
+            abandoned,
+            "stream relays still running; their completions are lost"
+        );
     }
     tracing::info!("stopped accepting requests; closing the ledger");
     let closed = tokio::task::spawn_blocking(move || state.close()).await;

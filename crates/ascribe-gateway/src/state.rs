@@ -1,4 +1,5 @@
-//! What handlers share: the ledger's single writer and a small pool of read connections.
+//! What handlers share: the ledger's single writer, a small pool of read connections, the
+//! metrics and what readiness knows.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,17 +9,14 @@ use ascribe_store::{
     open_backend, AppendError, AppendedEntry, Appender, AppenderConfig, Backend, DatabaseLocation,
     Ledger, PendingEntry, StoreError, SystemClock, TreeHeadPolicy,
 };
+use tokio_util::task::TaskTracker;
 
 use crate::error::ApiError;
+use crate::health::{LedgerWatch, Readiness};
+use crate::metrics::Metrics;
 
-/// How often the writer signs a tree head while entries keep arriving.
-const TREE_HEAD_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Read connections: at most this many reads run at once, each on a pooled connection, so a
-/// burst of requests waits briefly for a connection instead of opening new ones.
-const MAX_READERS: usize = 8;
-
-/// Limits and timeouts of inference calls.
+/// Limits, timeouts and switches of the gateway; `ascribe serve` fills it from its
+/// configuration file, `ASCRIBE_*` variables and flags.
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
     /// How long to wait for a TCP connection to an upstream.
@@ -28,8 +26,23 @@ pub struct GatewayConfig {
     pub upstream_timeout: Duration,
     /// Largest upstream response body read for a non-streamed answer, in bytes.
     pub max_upstream_body: usize,
+    /// Largest request body accepted from a caller, in bytes; a larger one is a 413.
+    pub max_request_body: usize,
     /// How often to probe self-hosted deployments' identity; `None` never does.
     pub probe_interval: Option<Duration>,
+    /// How often the writer signs a tree head while entries keep arriving (and after this
+    /// long idle with unsigned entries).
+    pub tree_head_interval: Duration,
+    /// Most entries the writer commits in one transaction.
+    pub max_batch: usize,
+    /// Read connections: at most this many reads run at once, each on a pooled connection,
+    /// so a burst of requests waits briefly for a connection instead of opening new ones.
+    pub max_readers: usize,
+    /// Whether `GET /metrics` answers (404 when off).
+    pub metrics: bool,
+    /// After a shutdown signal, how long answers in flight (streams included) may take to
+    /// finish before their connections are closed.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -38,7 +51,13 @@ impl Default for GatewayConfig {
             connect_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(300),
             max_upstream_body: 64 * 1024 * 1024,
+            max_request_body: crate::MAX_BODY_BYTES,
             probe_interval: None,
+            tree_head_interval: Duration::from_secs(1),
+            max_batch: 1024,
+            max_readers: 8,
+            metrics: true,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -62,6 +81,15 @@ struct Shared {
     appender: Option<Appender>,
     /// Connections for reads (authentication, registry queries), used on blocking threads.
     readers: Readers,
+    /// The gateway's counters and histograms.
+    metrics: Arc<Metrics>,
+    /// What `/readyz` reports.
+    readiness: Arc<Readiness>,
+    /// Tasks that outlive their request (stream relays recording a completion); shutdown
+    /// waits for them before it stops the writer.
+    tasks: TaskTracker,
+    /// The database, without credentials, for `/readyz`.
+    store: String,
 }
 
 impl AppState {
@@ -79,7 +107,8 @@ impl AppState {
         config: GatewayConfig,
     ) -> Result<AppState, StoreError> {
         let backend = open_backend(location, false)?;
-        let policy = TreeHeadPolicy::Interval(TREE_HEAD_INTERVAL);
+        let store = backend.describe();
+        let policy = TreeHeadPolicy::Interval(config.tree_head_interval);
         let mut ledger = Ledger::open(backend, signer.clone(), Box::new(SystemClock), policy)?;
         ledger.add_projection(Box::new(ascribe_access::AccessKeysProjection));
         ledger.add_projection(Box::new(ascribe_registry::RegistryProjection));
@@ -88,11 +117,24 @@ impl AppState {
             .connect_timeout(config.connect_timeout)
             .build()
             .map_err(|error| StoreError::Inconsistent(format!("no HTTP client: {error}")))?;
-        let appender = Appender::start(ledger, AppenderConfig::default());
+        let metrics = Arc::new(Metrics::new());
+        let readiness = Arc::new(Readiness::default());
+        let watch = LedgerWatch {
+            metrics: Arc::clone(&metrics),
+            readiness: Arc::clone(&readiness),
+        };
+        let appender_config = AppenderConfig {
+            max_batch: config.max_batch.max(1),
+            idle_head_interval: Some(config.tree_head_interval),
+            observer: Some(Arc::new(watch)),
+        };
+        let appender = Appender::start(ledger, appender_config);
+        let max_readers = config.max_readers.max(1);
         let readers = Readers {
             location: location.clone(),
             idle: Mutex::new(Vec::new()),
-            permits: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
+            permits: Arc::new(tokio::sync::Semaphore::new(max_readers)),
+            max_idle: max_readers,
         };
         Ok(AppState {
             shared: Arc::new(Shared {
@@ -101,8 +143,54 @@ impl AppState {
                 config,
                 appender: Some(appender),
                 readers,
+                metrics,
+                readiness,
+                tasks: TaskTracker::new(),
+                store,
             }),
         })
+    }
+
+    /// Waits until the tasks that outlive their requests (stream relays) are done, at most
+    /// `grace`; returns how many were still running then.
+    pub(crate) async fn finish_tasks(&self, grace: Duration) -> usize {
+        let tasks = &self.shared.tasks;
+        tasks.close();
+        match tokio::time::timeout(grace, tasks.wait()).await {
+            Ok(()) => 0,
+            Err(_) => tasks.len(),
+        }
+    }
+
+    /// Runs `task` on the runtime, tracked so that shutdown waits for it.
+    pub(crate) fn spawn_tracked<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.shared.tasks.spawn(task);
+    }
+
+    /// Checks that the ledger can be written now (see `Ledger::check_writable`).
+    pub(crate) async fn check_writable(&self) -> Result<(), AppendError> {
+        match &self.shared.appender {
+            Some(appender) => appender.check_writable().await,
+            None => Err(AppendError::Stopped),
+        }
+    }
+
+    /// The gateway's metrics.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// What `/readyz` reports.
+    pub(crate) fn readiness(&self) -> &Readiness {
+        &self.shared.readiness
+    }
+
+    /// The ledger's database, without credentials.
+    pub(crate) fn store_description(&self) -> &str {
+        &self.shared.store
     }
 
     /// Stops the writer once nothing else holds the state: it commits what is queued and
@@ -204,8 +292,10 @@ impl Drop for Shared {
 struct Readers {
     location: DatabaseLocation,
     idle: Mutex<Vec<Box<dyn Backend>>>,
-    /// One permit per read that may run at once; [`MAX_READERS`] of them.
+    /// One permit per read that may run at once.
     permits: Arc<tokio::sync::Semaphore>,
+    /// Most idle connections kept.
+    max_idle: usize,
 }
 
 impl Readers {
@@ -223,7 +313,7 @@ impl Readers {
         let result = work(backend.as_mut());
         if result.is_ok() {
             if let Ok(mut idle) = self.idle.lock() {
-                if idle.len() < MAX_READERS {
+                if idle.len() < self.max_idle {
                     idle.push(backend);
                 }
             }

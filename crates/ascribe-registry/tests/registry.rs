@@ -263,6 +263,7 @@ fn concurrent_rotations_are_serialised_and_none_is_lost() {
         let config = AppenderConfig {
             max_batch: 64,
             idle_head_interval: None,
+            ..AppenderConfig::default()
         };
         let appender = Arc::new(Appender::start(ledger, config));
         let threads: Vec<_> = (1..8)

@@ -6,22 +6,25 @@
 //! back only after the commit that holds its entry returned, so an acknowledged entry is
 //! always durable; entries are numbered in the order the writer takes them.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
 use crate::ledger::{AppendedEntry, Ledger, PendingEntry, Rejection};
+use crate::StoreError;
 
 /// Tuning of the writer thread.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct AppenderConfig {
     /// Most entries committed in one transaction.
     pub max_batch: usize,
     /// How long the writer waits idle before signing a head over unsigned entries; `None`
     /// signs only as the ledger's [`crate::TreeHeadPolicy`] says, plus once at shutdown.
     pub idle_head_interval: Option<Duration>,
+    /// Told about every commit and every failed write, from the writer thread.
+    pub observer: Option<Arc<dyn CommitObserver>>,
 }
 
 impl Default for AppenderConfig {
@@ -29,8 +32,32 @@ impl Default for AppenderConfig {
         AppenderConfig {
             max_batch: 1024,
             idle_head_interval: Some(Duration::from_secs(1)),
+            observer: None,
         }
     }
+}
+
+impl std::fmt::Debug for AppenderConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AppenderConfig")
+            .field("max_batch", &self.max_batch)
+            .field("idle_head_interval", &self.idle_head_interval)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+/// What the writer thread reports as it works: metrics and readiness are built on it. Calls
+/// come from the writer thread, between two transactions, so they must be quick.
+pub trait CommitObserver: Send + Sync {
+    /// A transaction holding `entries` entries committed after `took` (the whole
+    /// transaction: lock, catch-up, writes and the commit's flush).
+    fn committed(&self, entries: usize, took: Duration);
+
+    /// A write of `entries` entries (0 for a writability check) failed; nothing of it was
+    /// written.
+    fn failed(&self, entries: usize, error: &StoreError);
 }
 
 /// Why an append was not acknowledged.
@@ -48,10 +75,13 @@ pub enum AppendError {
     Stopped,
 }
 
-/// Entries handed over together, each with the channel its caller waits on; the writer
-/// never splits one request between two batches.
-struct Request {
-    items: Vec<(PendingEntry, Reply)>,
+/// What callers hand the writer thread.
+enum Request {
+    /// Entries handed over together, each with the channel its caller waits on; the writer
+    /// never splits one request between two batches.
+    Append(Vec<(PendingEntry, Reply)>),
+    /// A writability check: one write transaction that appends nothing.
+    Check(oneshot::Sender<Result<(), AppendError>>),
 }
 
 type Reply = oneshot::Sender<Result<AppendedEntry, AppendError>>;
@@ -133,9 +163,21 @@ impl Appender {
             .unzip();
         let sender = self.sender.as_ref().ok_or(AppendError::Stopped)?;
         sender
-            .send(Request { items })
+            .send(Request::Append(items))
             .map_err(|_| AppendError::Stopped)?;
         Ok(receivers)
+    }
+
+    /// Checks, on the writer thread and after the entries queued before it, that the ledger
+    /// can be written now: one write transaction under the write lock that appends nothing
+    /// ([`Ledger::check_writable`]).
+    pub async fn check_writable(&self) -> Result<(), AppendError> {
+        let (reply, receiver) = oneshot::channel();
+        let sender = self.sender.as_ref().ok_or(AppendError::Stopped)?;
+        sender
+            .send(Request::Check(reply))
+            .map_err(|_| AppendError::Stopped)?;
+        receiver.await.unwrap_or(Err(AppendError::Stopped))
     }
 
     /// Stops accepting entries, commits what is queued, signs a final head and returns the
@@ -160,26 +202,58 @@ fn run_writer(
     receiver: mpsc::Receiver<Request>,
     config: AppenderConfig,
 ) -> Ledger {
+    let observer = config.observer.as_deref();
+    let mut pending_check = None;
     loop {
-        let first = match next_request(&receiver, config.idle_head_interval) {
-            Waited::Request(request) => request,
+        let mut batch = match next_request(&receiver, config.idle_head_interval) {
+            Waited::Request(Request::Append(items)) => items,
+            Waited::Request(Request::Check(reply)) => {
+                let _ = reply.send(check(&mut ledger, observer));
+                continue;
+            }
             Waited::Idle => {
                 sign_if_needed(&mut ledger);
                 continue;
             }
             Waited::Closed => break,
         };
-        let mut batch = first.items;
         while batch.len() < config.max_batch.max(1) {
             match receiver.try_recv() {
-                Ok(request) => batch.extend(request.items),
+                Ok(Request::Append(items)) => batch.extend(items),
+                // A check waits for the batch queued before it, then ends the batch.
+                Ok(Request::Check(reply)) => {
+                    pending_check = Some(reply);
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        commit(&mut ledger, batch);
+        commit(&mut ledger, batch, observer);
+        if let Some(reply) = pending_check.take() {
+            let _ = reply.send(check(&mut ledger, observer));
+        }
     }
     sign_if_needed(&mut ledger);
     ledger
+}
+
+fn check(ledger: &mut Ledger, observer: Option<&dyn CommitObserver>) -> Result<(), AppendError> {
+    let started = Instant::now();
+    match ledger.check_writable() {
+        Ok(()) => {
+            if let Some(observer) = observer {
+                observer.committed(0, started.elapsed());
+            }
+            Ok(())
+        }
+        Err(error) => {
+            if let Some(observer) = observer {
+                observer.failed(0, &error);
+            }
+            tracing::warn!(%error, "the ledger cannot be written");
+            Err(AppendError::Store(error.to_string()))
+        }
+    }
 }
 
 enum Waited {
@@ -210,9 +284,13 @@ fn sign_if_needed(ledger: &mut Ledger) {
 
 /// Commits a batch; if it fails as a whole, retries each entry alone so that one entry whose
 /// projection fails does not take its neighbours down with it.
-fn commit(ledger: &mut Ledger, batch: Vec<(PendingEntry, Reply)>) {
+fn commit(
+    ledger: &mut Ledger,
+    batch: Vec<(PendingEntry, Reply)>,
+    observer: Option<&dyn CommitObserver>,
+) {
     let (pendings, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-    let outcomes = match ledger.append_batch(&pendings) {
+    let outcomes = match observed_append(ledger, &pendings, observer) {
         Ok(outcomes) => outcomes
             .into_iter()
             .map(|outcome| outcome.map_err(rejection_error))
@@ -222,7 +300,7 @@ fn commit(ledger: &mut Ledger, batch: Vec<(PendingEntry, Reply)>) {
             tracing::warn!(%error, n_entries, "ledger batch failed; retrying alone");
             pendings
                 .chunks(1)
-                .map(|single| commit_alone(ledger, single))
+                .map(|single| commit_alone(ledger, single, observer))
                 .collect()
         }
         Err(error) => vec![Err(store_error(&error))],
@@ -235,8 +313,9 @@ fn commit(ledger: &mut Ledger, batch: Vec<(PendingEntry, Reply)>) {
 fn commit_alone(
     ledger: &mut Ledger,
     single: &[PendingEntry],
+    observer: Option<&dyn CommitObserver>,
 ) -> Result<AppendedEntry, AppendError> {
-    match ledger.append_batch(single) {
+    match observed_append(ledger, single, observer) {
         Ok(mut outcomes) => outcomes
             .pop()
             .unwrap_or(Err(Rejection::Refused("no outcome".into())))
@@ -245,7 +324,24 @@ fn commit_alone(
     }
 }
 
-fn store_error(error: &crate::StoreError) -> AppendError {
+/// [`Ledger::append_batch`], reported to the observer.
+fn observed_append(
+    ledger: &mut Ledger,
+    pendings: &[PendingEntry],
+    observer: Option<&dyn CommitObserver>,
+) -> Result<Vec<Result<AppendedEntry, Rejection>>, StoreError> {
+    let started = Instant::now();
+    let outcome = ledger.append_batch(pendings);
+    if let Some(observer) = observer {
+        match &outcome {
+            Ok(_) => observer.committed(pendings.len(), started.elapsed()),
+            Err(error) => observer.failed(pendings.len(), error),
+        }
+    }
+    outcome
+}
+
+fn store_error(error: &StoreError) -> AppendError {
     tracing::error!(%error, "ledger entry could not be committed");
     AppendError::Store(error.to_string())
 }

@@ -154,6 +154,13 @@ const SELECT_LAST_ENTRY: &str = "SELECT seq, time FROM ledger_entries ORDER BY s
 const SELECT_LATEST_HEAD: &str =
     "SELECT tree_size, signed_at, note FROM ledger_tree_heads ORDER BY tree_size DESC LIMIT 1";
 
+/// The table [`Ledger::check_writable`] stamps; created on first use, so that ledgers made
+/// before it existed need no migration.
+const CREATE_WRITE_CHECKS: &str = "CREATE TABLE IF NOT EXISTS ledger_write_checks \
+     (id INTEGER PRIMARY KEY, checked_at TEXT NOT NULL)";
+const STAMP_WRITE_CHECK: &str = "INSERT INTO ledger_write_checks (id, checked_at) VALUES (1, $1) \
+     ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at";
+
 impl Ledger {
     /// Creates the schema if needed and records the ledger's origin and public key, refusing
     /// a database that already belongs to another key.
@@ -272,6 +279,26 @@ impl Ledger {
         })?;
         self.state = committed_state;
         Ok(signed)
+    }
+
+    /// Checks that the ledger can be written now, without appending anything: one write
+    /// transaction that takes the write lock, catches up with what other writers appended,
+    /// and stamps the time in `ledger_write_checks`, a one-row table outside the ledger that
+    /// verification never reads. A full disk, a read-only file or database, a lock held too
+    /// long or a lost connection fail it as they would fail an append.
+    pub fn check_writable(&mut self) -> Result<(), StoreError> {
+        let cached = self.state.clone();
+        let mut committed_state = None;
+        let checked_at = self.clock.now().to_string();
+        self.backend.write(&mut |tx| {
+            let state = sync_state(tx, cached.clone())?;
+            tx.execute(CREATE_WRITE_CHECKS, &[])?;
+            tx.execute(STAMP_WRITE_CHECK, &[checked_at.clone().into()])?;
+            committed_state = Some(state);
+            Ok(())
+        })?;
+        self.state = committed_state;
+        Ok(())
     }
 
     /// Whether entries exist that no signed tree head covers yet, as last seen by this writer.

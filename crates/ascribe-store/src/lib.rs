@@ -32,7 +32,7 @@ pub mod testing;
 mod tiles;
 mod verify;
 
-pub use appender::{AppendError, Appender, AppenderConfig};
+pub use appender::{AppendError, Appender, AppenderConfig, CommitObserver};
 pub use error::StoreError;
 pub use home::{open_backend, DatabaseLocation, SigningKeyFiles};
 pub use ledger::{

@@ -28,8 +28,13 @@ $$;
 "#;
 
 /// A ledger in a PostgreSQL database (in the connection's current schema).
+///
+/// A connection the server closed (a restart, a failover, an idle timeout) is replaced by a
+/// new one at the next transaction; the transaction that met the closed connection fails
+/// and nothing of it was written.
 pub struct PostgresBackend {
     client: Client,
+    config: Config,
     description: String,
     statements: HashMap<String, Statement>,
 }
@@ -42,9 +47,22 @@ impl PostgresBackend {
         let client = config.connect(NoTls)?;
         Ok(PostgresBackend {
             client,
+            config,
             description,
             statements: HashMap::new(),
         })
+    }
+
+    /// Reconnects when the server closed the connection; prepared statements belong to the
+    /// old connection, so they are forgotten.
+    fn ensure_connected(&mut self) -> Result<(), StoreError> {
+        if !self.client.is_closed() {
+            return Ok(());
+        }
+        tracing::warn!(database = %self.description, "connection closed; reconnecting");
+        self.client = self.config.connect(NoTls)?;
+        self.statements.clear();
+        Ok(())
     }
 
     /// The raw client, for tests that play an attacker with database access.
@@ -72,6 +90,7 @@ impl Backend for PostgresBackend {
         &mut self,
         work: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        self.ensure_connected()?;
         let mut transaction = self.client.transaction()?;
         transaction.execute(WRITE_LOCK, &[])?;
         let mut tx = PostgresTx {
@@ -87,6 +106,7 @@ impl Backend for PostgresBackend {
         &mut self,
         work: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        self.ensure_connected()?;
         let transaction = self
             .client
             .build_transaction()

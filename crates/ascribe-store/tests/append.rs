@@ -340,6 +340,7 @@ fn group_commit_from_eight_threads_keeps_every_acknowledged_entry() {
         let config = AppenderConfig {
             max_batch: MAX_BATCH as usize,
             idle_head_interval: None,
+            ..AppenderConfig::default()
         };
         let appender = Arc::new(Appender::start(ledger, config));
         let workers: Vec<_> = (0..THREADS)

@@ -74,6 +74,7 @@ fn two_ledgers_on_separate_connections_build_one_tree() {
                 let config = AppenderConfig {
                     max_batch: 32,
                     idle_head_interval: None,
+                    ..AppenderConfig::default()
                 };
                 Arc::new(Appender::start(ledger, config))
             })

@@ -28,7 +28,7 @@ pub(crate) async fn authenticate(
     let key = state
         .read(move |backend| ascribe_access::authenticate(backend, &token))
         .await
-        .map_err(|_| InferenceError::unrecorded(api))?
+        .map_err(|_| InferenceError::unreadable(api))?
         .ok_or_else(|| {
             InferenceError::new(api, ErrorKind::Unauthenticated, "unknown or revoked key")
         })?;

@@ -4,6 +4,8 @@ use ascribe_dialects::{error_body, Api, ErrorKind};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::metrics::Refusal;
+
 /// An inference request that is answered with an error.
 #[derive(Debug)]
 pub(crate) struct InferenceError {
@@ -12,6 +14,8 @@ pub(crate) struct InferenceError {
     message: String,
     /// Set when the call was recorded: the caller can still look it up.
     inference_id: Option<String>,
+    /// Set when the ledger could not record (or route) the call.
+    refusal: Option<Refusal>,
 }
 
 impl InferenceError {
@@ -22,7 +26,13 @@ impl InferenceError {
             kind,
             message: message.into(),
             inference_id: None,
+            refusal: None,
         }
+    }
+
+    /// Why the ledger refused the call, if that is why it failed.
+    pub(crate) fn refusal(&self) -> Option<Refusal> {
+        self.refusal
     }
 
     /// The same error, naming the inference that recorded it.
@@ -33,12 +43,27 @@ impl InferenceError {
 
     /// The ledger could not record the call, so nothing of the answer is released.
     pub(crate) fn unrecorded(api: Api) -> InferenceError {
-        InferenceError::new(
+        let mut error = InferenceError::new(
             api,
             ErrorKind::Unavailable,
             "the gateway cannot record this call in its ledger right now, so it gives no \
              answer; retry later",
-        )
+        );
+        error.refusal = Some(Refusal::LedgerWrite);
+        error
+    }
+
+    /// The ledger's keys or registry could not be read, so the call could not be routed and
+    /// nothing was sent upstream.
+    pub(crate) fn unreadable(api: Api) -> InferenceError {
+        let mut error = InferenceError::new(
+            api,
+            ErrorKind::Unavailable,
+            "the gateway cannot read its ledger right now, so it cannot route this call; \
+             retry later",
+        );
+        error.refusal = Some(Refusal::LedgerRead);
+        error
     }
 }
 

@@ -14,6 +14,9 @@
 //! 7. the upstream's answer, unchanged, with `Ascribe-Inference-Id`, `Ascribe-Checkpoint`
 //!    and `Ascribe-Receipt`.
 //!
+//! Along the way a [`Progress`] collects what the metrics count once the answer is released,
+//! and the call's OpenTelemetry span (`crate::telemetry`) collects what the ledger recorded.
+//!
 //! **Invariant:** no byte of an answer reaches the caller before the entry that records it
 //! is durable; when the ledger cannot be written the caller gets a 503 and nothing else.
 
@@ -25,7 +28,7 @@ mod route;
 mod stream;
 mod upstream;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ascribe_dialects::{
     classify, identity_from_response, parse_request, upstream_target, Api, ErrorKind,
@@ -43,7 +46,9 @@ use sha2::{Digest as _, Sha256};
 use self::error::InferenceError;
 use self::record::{millis, Call, Outcome, Verdict};
 use self::upstream::UpstreamFailure;
+use crate::metrics::{Refusal, RequestLabels};
 use crate::state::AppState;
+use crate::telemetry::{InferenceSpan, SpanStart};
 
 /// The inference routes, under `/v1`.
 pub(crate) fn routes() -> Router<AppState> {
@@ -82,9 +87,61 @@ async fn infer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match call(&state, api, &headers, &body).await {
+    let arrived = Instant::now();
+    let mut progress = Progress::default();
+    let response = match call(&state, api, &headers, &body, &mut progress).await {
         Ok(response) => response,
-        Err(error) => error.into_response(),
+        Err(error) => {
+            progress.refusal = error.refusal();
+            error.into_response()
+        }
+    };
+    progress.count(&state, api, arrived, &response);
+    response
+}
+
+/// What the metrics learn about one call as it goes through the steps.
+#[derive(Default)]
+pub(crate) struct Progress {
+    /// The alias the name resolved as.
+    alias: Option<String>,
+    /// The deployment called.
+    deployment: Option<String>,
+    /// Time spent waiting on the upstream before the answer could be released.
+    upstream_wait: Option<Duration>,
+    /// Set when the ledger could not record (or route) the call.
+    refusal: Option<Refusal>,
+}
+
+impl Progress {
+    /// Counts the answer about to be released.
+    fn count(self, state: &AppState, api: Api, arrived: Instant, response: &Response) {
+        let metrics = state.metrics();
+        let dialect = dialect_name(api);
+        metrics.request_answered(RequestLabels {
+            alias: self.alias.unwrap_or_default(),
+            deployment: self.deployment.clone().unwrap_or_default(),
+            dialect: dialect.to_owned(),
+            status: response.status().as_u16(),
+        });
+        if response.headers().contains_key("ascribe-inference-id") {
+            metrics.answer_released();
+        }
+        if let Some(refusal) = self.refusal {
+            metrics.answer_refused(refusal);
+        }
+        if let (Some(waited), Some(deployment)) = (self.upstream_wait, &self.deployment) {
+            metrics.upstream_latency(deployment, waited);
+            metrics.added_latency(dialect, arrived.elapsed().saturating_sub(waited));
+        }
+    }
+}
+
+/// The dialect of an endpoint, as the metrics label it.
+fn dialect_name(api: Api) -> &'static str {
+    match api {
+        Api::Messages => "anthropic",
+        _ => "openai",
     }
 }
 
@@ -94,6 +151,7 @@ async fn call(
     api: Api,
     headers: &HeaderMap,
     body: &[u8],
+    progress: &mut Progress,
 ) -> Result<Response, InferenceError> {
     let caller = caller::authenticate(state, api, headers).await?;
     let request = parse_request(api, body)
@@ -101,6 +159,8 @@ async fn call(
     let decision = caller::decision_reference(api, headers, request.decision_reference())?;
     let route = route::resolve(state, api, request.model()).await?;
     tracing::Span::current().record("alias", tracing::field::display(request.model()));
+    progress.alias = route.alias.as_ref().map(|alias| alias.name.clone());
+    progress.deployment = Some(route.deployment.name.clone());
 
     let deployment = &route.deployment;
     let api_key = provider_key(api, deployment.api_key_env.as_deref())?;
@@ -114,7 +174,7 @@ async fn call(
         }
         _ => (deployment.base_url.as_str(), None),
     };
-    let target = upstream_target(
+    let mut target = upstream_target(
         api,
         route.upstream,
         base_url,
@@ -130,6 +190,14 @@ async fn call(
             "the deployment cannot be reached",
         )
     })?;
+    let span = InferenceSpan::start(&SpanStart {
+        headers,
+        api,
+        requested_model: request.model(),
+        upstream: route.upstream,
+        url: &target.url,
+    });
+    span.inject(&mut target.headers);
 
     let full_retention = route.deployment.retention == ascribe_registry::Retention::Full;
     let retained_request = full_retention.then(|| body.to_vec());
@@ -144,14 +212,18 @@ async fn call(
         route,
         started: Instant::now(),
         retained_request,
+        span,
     };
     let upstream_body = request.upstream_body(&call.route.deployment.upstream_model);
     match upstream::send(state, &target, upstream_body).await {
-        Err(failure) => Err(record_failure(state, &call, &failure).await),
-        Ok(response) if call.stream && response.status().is_success() => {
-            stream::relay(state, call, response).await
+        Err(failure) => {
+            progress.upstream_wait = Some(call.started.elapsed());
+            Err(record_failure(state, &call, &failure).await)
         }
-        Ok(response) => whole_answer(state, call, response).await,
+        Ok(response) if call.stream && response.status().is_success() => {
+            stream::relay(state, call, response, progress).await
+        }
+        Ok(response) => whole_answer(state, call, response, progress).await,
     }
 }
 
@@ -202,6 +274,7 @@ async fn record_failure(
         _ => ErrorKind::UpstreamError,
     };
     let (status, _) = ascribe_dialects::error_body(call.api, kind, "");
+    call.span.failed(failure.outcome(), &failure.describe());
     let outcome = Outcome {
         status,
         outcome: failure.outcome(),
@@ -229,6 +302,7 @@ async fn whole_answer(
     state: &AppState,
     call: Call,
     response: reqwest::Response,
+    progress: &mut Progress,
 ) -> Result<Response, InferenceError> {
     let status = response.status().as_u16();
     let headers = upstream::header_pairs(response.headers());
@@ -242,8 +316,12 @@ async fn whole_answer(
     .await
     {
         Ok(body) => body,
-        Err(failure) => return Err(record_failure(state, &call, &failure).await),
+        Err(failure) => {
+            progress.upstream_wait = Some(call.started.elapsed());
+            return Err(record_failure(state, &call, &failure).await);
+        }
     };
+    progress.upstream_wait = Some(call.started.elapsed());
     let timings = Timings {
         first_byte,
         total: Some(millis(call.started.elapsed())),
@@ -277,6 +355,13 @@ async fn whole_answer(
             Some(format!("upstream answered {status}")),
         ),
     };
+    if let Some(error) = &error {
+        let error_type = match (&is_json, success) {
+            (Some(_), false) => status.to_string(),
+            _ => outcome.to_owned(),
+        };
+        call.span.failed(&error_type, error);
+    }
     let usage = is_json.as_ref().and_then(|json| json.get("usage")).cloned();
     let outcome = Outcome {
         status: caller_status,

@@ -20,7 +20,7 @@ pub(crate) async fn list(State(state): State<AppState>, headers: HeaderMap) -> R
     }
     let aliases = state.read(ascribe_registry::queries::aliases).await;
     let Ok(aliases) = aliases else {
-        return InferenceError::unrecorded(api).into_response();
+        return InferenceError::unreadable(api).into_response();
     };
     let data: Vec<_> = aliases
         .iter()
@@ -49,7 +49,7 @@ pub(crate) async fn retrieve(
             let message = format!("the model `{model}` does not exist");
             InferenceError::new(api, ErrorKind::NotFound, message).into_response()
         }
-        Err(_) => InferenceError::unrecorded(api).into_response(),
+        Err(_) => InferenceError::unreadable(api).into_response(),
     }
 }
 
@@ -91,7 +91,7 @@ pub(crate) async fn receipts(
             let message = format!("no inference `{inference_id}` made with this key");
             return InferenceError::new(api, ErrorKind::NotFound, message).into_response();
         }
-        Err(_) => return InferenceError::unrecorded(api).into_response(),
+        Err(_) => return InferenceError::unreadable(api).into_response(),
     };
     let signer = state.signer();
     let checkpoint = &view.record.checkpoint;
@@ -103,7 +103,7 @@ pub(crate) async fn receipts(
     for (kind, seq, leaf_hash) in covered {
         match Receipt::new(signer.name(), &inference_id, seq, &leaf_hash, checkpoint).sign(signer) {
             Ok(token) => receipts.push(json!({"entry": kind, "seq": seq, "receipt": token})),
-            Err(_) => return InferenceError::unrecorded(api).into_response(),
+            Err(_) => return InferenceError::unreadable(api).into_response(),
         }
     }
     Json(json!({"inference_id": inference_id, "receipts": receipts})).into_response()

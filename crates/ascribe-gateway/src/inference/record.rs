@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::error::InferenceError;
 use super::route::Route;
 use crate::state::AppState;
+use crate::telemetry::{InferenceSpan, RecordedAttributes};
 
 /// One call through the gateway, from authentication to its record.
 pub(crate) struct Call {
@@ -36,6 +37,8 @@ pub(crate) struct Call {
     pub(crate) started: Instant,
     /// The caller's request body, kept when the deployment's retention is `full`.
     pub(crate) retained_request: Option<Vec<u8>>,
+    /// The call's OpenTelemetry span; it ends when the call is dropped.
+    pub(crate) span: InferenceSpan,
 }
 
 /// How the served identity compares with the deployment's expectation, as recorded.
@@ -196,17 +199,24 @@ impl Call {
         served: &ServedIdentity,
         verdict: &Verdict,
     ) -> Result<Recorded, InferenceError> {
-        let unrecorded = || InferenceError::unrecorded(self.api);
+        let unrecorded = || {
+            self.span
+                .failed("ledger_unavailable", "the ledger could not record the call");
+            InferenceError::unrecorded(self.api)
+        };
         let Recording { record, payloads } = recording;
+        let (status, outcome, usage) =
+            (record.status, record.outcome.clone(), record.usage.clone());
         let entry = match payloads.is_empty() {
             true => record.into_entry(),
             false => record.into_entry_with_payloads(payloads),
         };
         let mut entries = vec![entry.map_err(|_| unrecorded())?];
-        for observation in self.observations(served, verdict) {
+        let observations = self.observations(served, verdict);
+        for observation in &observations {
             let entry = match observation.kind.as_str() {
-                "new_system_fingerprint" => observation.into_new_fingerprint_entry(),
-                _ => observation.into_entry(),
+                "new_system_fingerprint" => observation.clone().into_new_fingerprint_entry(),
+                _ => observation.clone().into_entry(),
             };
             entries.push(entry.map_err(|_| unrecorded())?);
         }
@@ -220,20 +230,58 @@ impl Call {
             }
             None => return Err(unrecorded()),
         };
+        self.count(state, verdict, status, &outcome, &observations, outcomes);
         let seq = appended.entry.seq;
+        let alias = self.route.alias.as_ref().map(|alias| alias.name.as_str());
         tracing::info!(
             inference_id = %self.inference_id,
-            alias = self.route.alias.as_ref().map(|alias| alias.name.as_str()).unwrap_or("-"),
+            alias = alias.unwrap_or("-"),
             deployment = %self.route.deployment.name,
             checkpoint = %self.route.deployment.checkpoint,
+            caller = %self.caller,
             identity_match = verdict.identity_match,
+            status,
+            outcome = %outcome,
             seq,
             "inference recorded"
         );
+        self.span.recorded(&RecordedAttributes {
+            inference_id: &self.inference_id,
+            checkpoint: &self.route.deployment.checkpoint,
+            deployment: &self.route.deployment.name,
+            alias,
+            identity_match: verdict.identity_match,
+            served,
+            usage: usage.as_ref(),
+        });
         let receipt = self
             .receipt(state, seq, &appended.leaf_hash)
             .map_err(|_| unrecorded())?;
         Ok(Recorded { receipt })
+    }
+
+    /// Counts a durable inference and the observations that were recorded with it (a
+    /// fingerprint already known is refused by its check, and not counted).
+    fn count(
+        &self,
+        state: &AppState,
+        verdict: &Verdict,
+        status: u16,
+        outcome: &str,
+        observations: &[Observation],
+        outcomes: impl Iterator<Item = Result<ascribe_store::AppendedEntry, ascribe_store::AppendError>>,
+    ) {
+        let metrics = state.metrics();
+        metrics.inference_recorded(verdict.identity_match);
+        for (observation, appended) in observations.iter().zip(outcomes) {
+            if appended.is_ok() {
+                metrics.observation_recorded(&observation.kind);
+            }
+        }
+        let deployment = &self.route.deployment.name;
+        state
+            .readiness()
+            .upstream_called(deployment, status, outcome);
     }
 
     /// The receipt over the entry at `seq`.

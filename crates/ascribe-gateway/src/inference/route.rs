@@ -37,7 +37,7 @@ pub(crate) async fn resolve(
             Ok(serving.map(|deployment| (None, deployment)))
         })
         .await
-        .map_err(|_| InferenceError::unrecorded(api))?;
+        .map_err(|_| InferenceError::unreadable(api))?;
     let Some((alias, deployment)) = found else {
         return Err(InferenceError::new(
             api,

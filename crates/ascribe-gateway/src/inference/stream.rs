@@ -30,6 +30,7 @@ pub(crate) async fn relay(
     state: &AppState,
     call: Call,
     response: reqwest::Response,
+    progress: &mut super::Progress,
 ) -> Result<Response, InferenceError> {
     let headers = header_pairs(response.headers());
     let first_byte = millis(call.started.elapsed());
@@ -57,6 +58,7 @@ pub(crate) async fn relay(
         }
     }
 
+    progress.upstream_wait = Some(call.started.elapsed());
     let served = observer.identity().clone();
     let verdict = super::verdict_of(&call, &served);
     let rejected = verdict.is_mismatch() && super::rejects_mismatch(&call);
@@ -80,6 +82,10 @@ pub(crate) async fn relay(
     let recorded = call.write(state, recording, &served, &verdict).await?;
 
     if rejected {
+        call.span.failed(
+            "rejected_mismatch",
+            "served model rejected by the alias's policy",
+        );
         let reason = "the caller was given an error: served model rejected by policy";
         complete(state, &call, observer, Some(reason.to_owned()), None).await;
         return Err(super::identity_rejected(&call, &served));
@@ -113,6 +119,7 @@ fn start_relay(
     ended: Option<Option<UpstreamFailure>>,
 ) -> Response {
     let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(RELAY_BUFFER);
+    let tracked = state.clone();
     let state = state.clone();
     let timeout = state.config().upstream_timeout;
     let mut caller_side = CallerSide {
@@ -125,7 +132,7 @@ fn start_relay(
         call.retained_request.is_some(),
         state.config().max_upstream_body,
     );
-    tokio::spawn(async move {
+    tracked.spawn_tracked(async move {
         let mut cut = None;
         for chunk in held {
             kept.add(&chunk);
@@ -266,6 +273,12 @@ async fn complete(
         .clone()
         .or(cut)
         .or_else(|| truncated.then(|| "the stream ended before its terminal event".to_owned()));
+    call.span.stream_ended(
+        &outcome.identity,
+        outcome.usage.as_ref(),
+        outcome.finish_reason.as_deref(),
+        error.as_deref().filter(|_| truncated),
+    );
     let record = CompletionRecord {
         inference_id: call.inference_id.clone(),
         completed: outcome.completed,
@@ -290,12 +303,15 @@ async fn complete(
         }
     };
     match state.append_all(vec![entry]).await.pop() {
-        Some(Ok(appended)) => tracing::info!(
-            inference_id = %call.inference_id,
-            seq = appended.entry.seq,
-            truncated,
-            "stream completion recorded"
-        ),
+        Some(Ok(appended)) => {
+            state.metrics().stream_completed(!truncated);
+            tracing::info!(
+                inference_id = %call.inference_id,
+                seq = appended.entry.seq,
+                truncated,
+                "stream completion recorded"
+            );
+        }
         Some(Err(error)) => tracing::error!(
             inference_id = %call.inference_id,
             %error,

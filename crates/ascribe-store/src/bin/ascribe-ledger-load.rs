@@ -99,6 +99,7 @@ fn run(args: &Args) -> Result<(), String> {
         AppenderConfig {
             max_batch: args.batch_max.max(1),
             idle_head_interval: Some(Duration::from_millis(args.head_interval_ms.max(1))),
+            ..AppenderConfig::default()
         },
     ));
 
