@@ -338,7 +338,7 @@ log "registered both checkpoints, deployments $DEPLOYMENT_A (A) and $DEPLOYMENT_
 start_gateway() {
     local out="$RUN/gateway.out"
     : >"$out"
-    ASCRIBE_LOG=info "$ASCRIBE" serve --listen 127.0.0.1:0 "$@" </dev/null >"$out" 2>>"$RUN/gateway.log" &
+    ASCRIBE_LOG_LEVEL=info "$ASCRIBE" serve --listen 127.0.0.1:0 "$@" </dev/null >"$out" 2>>"$RUN/gateway.log" &
     GATEWAY_PID=$!
     GATEWAY=""
     for _ in $(seq 1 $((GATEWAY_READY_SECONDS * 10))); do

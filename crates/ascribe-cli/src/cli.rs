@@ -12,6 +12,17 @@ pub struct Cli {
     #[command(flatten)]
     pub location: LocationArgs,
 
+    /// Read settings from FILE (TOML; see docs/configuration.md).
+    ///
+    /// Default: `<home>/ascribe.toml` when it exists. Every field can also be set by an
+    /// `ASCRIBE_*` variable, which wins over the file; a flag wins over both.
+    #[arg(long, global = true, env = "ASCRIBE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Write log lines (on stderr) as `text`, for people, or `json`, one object per line.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<crate::config::LogFormat>,
+
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,

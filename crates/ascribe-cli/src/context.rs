@@ -10,12 +10,15 @@ use ascribe_store::{
 };
 
 use crate::cli::LocationArgs;
+use crate::config::Config;
 
 /// The home directory used when neither --home nor ASCRIBE_HOME is given.
 const DEFAULT_HOME: &str = "ascribe-data";
 
 /// Where one invocation's ledger lives.
 pub struct Context {
+    /// The home directory: the signing key files, the default database and configuration.
+    pub home: PathBuf,
     /// The database.
     pub location: DatabaseLocation,
     /// The signing key files.
@@ -23,18 +26,21 @@ pub struct Context {
 }
 
 impl Context {
-    /// Resolves --home and --db, with their environment variables and defaults.
-    pub fn resolve(args: &LocationArgs) -> anyhow::Result<Context> {
-        let home = args
-            .home
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_HOME));
-        let location = match &args.db {
+    /// Resolves --home and --db: the flag (or its `ASCRIBE_*` variable), else the
+    /// configuration file's `home` and `db`, else the defaults.
+    pub fn resolve(args: &LocationArgs, config: &Config) -> anyhow::Result<Context> {
+        let home = home_directory(args, config);
+        let url = args.db.as_ref().or(config.db.as_ref());
+        let location = match url {
             Some(url) => url.parse()?,
             None => DatabaseLocation::Sqlite(home.join("ledger.db")),
         };
         let keys = SigningKeyFiles::in_directory(&home);
-        Ok(Context { location, keys })
+        Ok(Context {
+            home,
+            location,
+            keys,
+        })
     }
 
     /// Opens the database of an initialised ledger.
@@ -74,6 +80,15 @@ impl Context {
         ledger.add_projection(Box::new(ascribe_inference::InferenceProjection));
         Ok(ledger)
     }
+}
+
+/// The home directory: --home (or `ASCRIBE_HOME`), else the configuration's `home`, else
+/// `ascribe-data` in the current directory.
+pub fn home_directory(args: &LocationArgs, config: &Config) -> PathBuf {
+    args.home
+        .clone()
+        .or_else(|| config.home.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_HOME))
 }
 
 /// The actor named by --actor, or `cli:<login name>`.

@@ -1,5 +1,8 @@
 //! `ascribe init`: the signing key, the database schema and the ledger's identity.
 
+use std::io::Write as _;
+use std::path::PathBuf;
+
 use anyhow::Context as _;
 use ascribe_ledger::NoteSigner;
 use ascribe_store::{open_backend, Ledger};
@@ -7,12 +10,14 @@ use serde_json::json;
 
 use crate::cli::InitArgs;
 use crate::commands::print_json;
+use crate::config;
 use crate::context::Context;
 use crate::Outcome;
 
 /// Creates what is missing and leaves what exists: running it twice is harmless.
-pub fn run(context: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
+pub fn run(context: &Context, args: InitArgs, db: Option<&str>) -> anyhow::Result<Outcome> {
     let signer = load_or_create_key(context, args.origin.as_deref())?;
+    let config_file = write_example_config(context, db)?;
     let mut backend = open_backend(&context.location, true)?;
     Ledger::init(backend.as_mut(), &signer)
         .with_context(|| format!("cannot initialise the ledger in {}", backend.describe()))?;
@@ -29,6 +34,7 @@ pub fn run(context: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
             "private_key_file": context.keys.private_key,
             "public_key_file": context.keys.public_key,
             "public_key": public_key,
+            "config_file": config_file,
         }))?;
     } else {
         println!("ledger      {}", signer.name());
@@ -38,11 +44,32 @@ pub fn run(context: &Context, args: InitArgs) -> anyhow::Result<Outcome> {
             context.keys.private_key.display()
         );
         println!("public key  {}", context.keys.public_key.display());
+        println!("settings    {}", config_file.display());
         println!();
         println!("Give verifiers this public key:");
         println!("{public_key}");
     }
     Ok(Outcome::Success)
+}
+
+/// Writes `<home>/ascribe.toml` with every setting commented out at its default, unless a
+/// file is there already; names the database when it is not the default one, so that later
+/// commands find it without --db. Mode 0600: a database URL may hold a password.
+fn write_example_config(context: &Context, db: Option<&str>) -> anyhow::Result<PathBuf> {
+    let path = context.home.join(config::FILE_NAME);
+    if path.exists() {
+        return Ok(path);
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(config::example(db).as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
 }
 
 fn load_or_create_key(context: &Context, origin: Option<&str>) -> anyhow::Result<NoteSigner> {

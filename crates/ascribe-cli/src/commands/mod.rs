@@ -19,15 +19,16 @@ use anyhow::Context as _;
 use ascribe_store::{AppendedEntry, Ledger, PendingEntry};
 
 use crate::cli::{Cli, Command};
+use crate::config::Loaded;
 use crate::context::Context;
 use crate::Outcome;
 
-/// Runs the parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    let context = Context::resolve(&cli.location)?;
+/// Runs the parsed command line with its configuration.
+pub fn run(cli: Cli, loaded: Loaded) -> anyhow::Result<Outcome> {
+    let context = Context::resolve(&cli.location, &loaded.config)?;
     match cli.command {
-        Command::Serve(args) => serve::run(&context, args),
-        Command::Init(args) => init::run(&context, args),
+        Command::Serve(args) => serve::run(&context, loaded, args),
+        Command::Init(args) => init::run(&context, args, loaded.config.db.as_deref()),
         Command::Verify(args) => verify::run(&context, args),
         Command::Ledger(command) => ledger::run(&context, command),
         Command::Key(command) => key::run(&context, command),

@@ -62,7 +62,9 @@ impl Server {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         let mut command = ascribe.command(&args);
-        command.env("ASCRIBE_LOG", "info").envs(env.iter().copied());
+        command
+            .env("ASCRIBE_LOG_LEVEL", "info")
+            .envs(env.iter().copied());
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(File::create(&log).expect("log file"))
