@@ -615,6 +615,16 @@ mod tests {
     }
 
     #[test]
+    fn docs_describe_every_field_with_its_variable_and_default() {
+        let docs = include_str!("../../../docs/configuration.md");
+        for field in FIELDS {
+            let default = field.default.map_or("unset".to_owned(), |text| format!("`{text}`"));
+            let row = format!("| `{}` | `{}` | {default} |", field.path, field.env());
+            assert!(docs.contains(&row), "docs/configuration.md lacks the row {row}");
+        }
+    }
+
+    #[test]
     fn the_documented_defaults_are_the_defaults() {
         let parsed: Config = toml::from_str(&defaults_file()).expect("defaults parse");
         assert_eq!(parsed, Config::default());
