@@ -376,13 +376,14 @@ impl Loaded {
         self.sources.insert(path, Source::Flag(flag.to_owned()));
     }
 
-    /// `ASCRIBE_*` variables that name no field: probably misspelt.
-    pub fn unknown_variables() -> Vec<String> {
+    /// `ASCRIBE_*` variables that name no field and are none of `also_used` (provider key
+    /// variables the registry names): probably misspelt.
+    pub fn unknown_variables(also_used: &[String]) -> Vec<String> {
         let known: Vec<String> = FIELDS.iter().map(Field::env).collect();
         let mut unknown: Vec<String> = std::env::vars_os()
             .filter_map(|(name, _)| name.into_string().ok())
             .filter(|name| name.starts_with("ASCRIBE_") && name != "ASCRIBE_CONFIG")
-            .filter(|name| !known.contains(name))
+            .filter(|name| !known.contains(name) && !also_used.contains(name))
             .collect();
         unknown.sort();
         unknown
@@ -618,9 +619,14 @@ mod tests {
     fn docs_describe_every_field_with_its_variable_and_default() {
         let docs = include_str!("../../../docs/configuration.md");
         for field in FIELDS {
-            let default = field.default.map_or("unset".to_owned(), |text| format!("`{text}`"));
+            let default = field
+                .default
+                .map_or("unset".to_owned(), |text| format!("`{text}`"));
             let row = format!("| `{}` | `{}` | {default} |", field.path, field.env());
-            assert!(docs.contains(&row), "docs/configuration.md lacks the row {row}");
+            assert!(
+                docs.contains(&row),
+                "docs/configuration.md lacks the row {row}"
+            );
         }
     }
 
@@ -632,10 +638,15 @@ mod tests {
 
     #[test]
     fn every_field_of_config_is_listed_once() {
-        let mut full = Config::default();
-        full.home = Some("h".into());
-        full.db = Some("sqlite://x".into());
-        full.log.level = Some("info".into());
+        let full = Config {
+            home: Some("h".into()),
+            db: Some("sqlite://x".into()),
+            log: LogSection {
+                level: Some("info".into()),
+                ..LogSection::default()
+            },
+            ..Config::default()
+        };
         let table = toml::Table::try_from(&full).expect("serialises");
         let mut leaves = Vec::new();
         for (key, value) in &table {

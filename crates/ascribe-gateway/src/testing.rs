@@ -14,10 +14,14 @@
 //! | `garbage` | a 200 whose body is not JSON |
 //! | `echo` | a chat completion whose `model` is the name it was sent, as llama.cpp servers do |
 //! | `slow` | headers only after [`SLOW_FIRST_BYTE`] |
+//! | `paced` | the chat answer after [`PACED_FIRST_BYTE`]; its stream, [`PACED_EVENT_GAP`] apart |
 //! | anything else | 404 in OpenAI's shape |
 //!
 //! `GET /v1/models` lists the ids given to [`StandInUpstream::set_models`] (`standin` at
 //! first), so a test can change what a deployment reports about itself.
+//!
+//! The last [`REMEMBERED`] requests are kept with their headers ([`StandInUpstream::received`]),
+//! so a test can check what the gateway sent upstream: credentials, `traceparent`.
 //!
 //! Azure OpenAI's path, `/openai/deployments/{deployment}/chat/completions`, answers Azure's
 //! recorded chat (or stream, with its identity-less first chunk) and identity headers when
@@ -42,6 +46,12 @@ const EVENT_GAP: Duration = Duration::from_millis(2);
 
 /// How long the `slow` upstream waits before answering.
 pub const SLOW_FIRST_BYTE: Duration = Duration::from_secs(3);
+
+/// How long the `paced` upstream waits before a whole answer.
+pub const PACED_FIRST_BYTE: Duration = Duration::from_millis(200);
+
+/// The pause between two events of a `paced` stream.
+pub const PACED_EVENT_GAP: Duration = Duration::from_millis(50);
 
 macro_rules! fixture {
     ($name:literal) => {
@@ -68,8 +78,36 @@ const EMBEDDINGS: &str = concat!(
 pub struct StandInUpstream {
     address: SocketAddr,
     models: Arc<Mutex<Vec<String>>>,
+    received: Received,
     _runtime: tokio::runtime::Runtime,
 }
+
+/// One request the stand-in answered.
+#[derive(Clone, Debug)]
+pub struct ReceivedRequest {
+    /// The request's path, such as `/v1/chat/completions`.
+    pub path: String,
+    /// The `model` of its JSON body, empty when there is none.
+    pub model: String,
+    /// Its headers, names in lowercase, in the order they came.
+    pub headers: Vec<(String, String)>,
+}
+
+impl ReceivedRequest {
+    /// The value of header `name` (lowercase), if it was sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(sent, _)| sent == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// How many requests [`StandInUpstream::received`] remembers, the latest ones; a benchmark's
+/// stand-in does not grow without end.
+pub const REMEMBERED: usize = 10_000;
+
+type Received = Arc<Mutex<std::collections::VecDeque<ReceivedRequest>>>;
 
 impl StandInUpstream {
     /// Starts serving on a free loopback port, on a runtime of its own.
@@ -82,6 +120,7 @@ impl StandInUpstream {
         let address = listener.local_addr()?;
         let models = Arc::new(Mutex::new(vec!["standin".to_owned()]));
         let listed = Arc::clone(&models);
+        let received = Received::default();
         let app = Router::new()
             .route("/v1/models", get(move || list_models(Arc::clone(&listed))))
             .route("/v1/chat/completions", post(answer))
@@ -91,7 +130,11 @@ impl StandInUpstream {
             .route(
                 "/openai/deployments/{deployment}/chat/completions",
                 post(azure),
-            );
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&received),
+                remember,
+            ));
         let listener = listener.tap_io(|connection| {
             let _ = connection.set_nodelay(true);
         });
@@ -99,8 +142,17 @@ impl StandInUpstream {
         Ok(StandInUpstream {
             address,
             models,
+            received,
             _runtime: runtime,
         })
+    }
+
+    /// The requests received so far (the last [`REMEMBERED`]), in the order they arrived.
+    pub fn received(&self) -> Vec<ReceivedRequest> {
+        self.received
+            .lock()
+            .map(|received| received.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Sets the ids `GET /v1/models` lists from now on.
@@ -119,6 +171,41 @@ impl StandInUpstream {
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.address)
     }
+}
+
+/// Remembers a request's path, model and headers, then lets it through.
+async fn remember(
+    axum::extract::State(received): axum::extract::State<Received>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let model = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|request| request["model"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let headers = parts
+        .headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    if let Ok(mut received) = received.lock() {
+        if received.len() == REMEMBERED {
+            received.pop_front();
+        }
+        received.push_back(ReceivedRequest {
+            path: parts.uri.path().to_owned(),
+            model,
+            headers,
+        });
+    }
+    next.run(axum::extract::Request::from_parts(parts, Body::from(body)))
+        .await
 }
 
 async fn list_models(models: Arc<Mutex<Vec<String>>>) -> Response {
@@ -164,6 +251,11 @@ async fn answer(body: Bytes) -> Response {
             tokio::time::sleep(SLOW_FIRST_BYTE).await;
             json(200, OPENAI_CHAT)
         }
+        ("paced", false) => {
+            tokio::time::sleep(PACED_FIRST_BYTE).await;
+            json(200, OPENAI_CHAT)
+        }
+        ("paced", true) => paced_sse(OPENAI_CHAT_STREAM, false, PACED_EVENT_GAP),
         _ => json(
             404,
             concat!(
@@ -222,6 +314,11 @@ fn json(status: u16, body: &'static str) -> Response {
 /// The events of `text` one by one, a few milliseconds apart as a model streams them; `cut`
 /// stops after half of them with an error, which resets the connection mid-body.
 fn sse(text: &'static str, cut: bool) -> Response {
+    paced_sse(text, cut, EVENT_GAP)
+}
+
+/// [`sse`] with `gap` between two events.
+fn paced_sse(text: &'static str, cut: bool, gap: Duration) -> Response {
     let events: Vec<&'static str> = text.split_inclusive("\n\n").collect();
     let keep = if cut { events.len() / 2 } else { events.len() };
     let mut items: Vec<Result<Bytes, std::io::Error>> = events[..keep]
@@ -231,8 +328,8 @@ fn sse(text: &'static str, cut: bool) -> Response {
     if cut {
         items.push(Err(std::io::Error::other("stand-in cuts the stream")));
     }
-    let paced = futures_util::stream::iter(items).then(|item| async move {
-        tokio::time::sleep(EVENT_GAP).await;
+    let paced = futures_util::stream::iter(items).then(move |item| async move {
+        tokio::time::sleep(gap).await;
         item
     });
     let mut response = Response::new(Body::from_stream(paced));

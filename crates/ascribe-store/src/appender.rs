@@ -4,7 +4,8 @@
 //! waiting entry, drains whatever else queued up while the previous batch was being made
 //! durable (up to [`AppenderConfig::max_batch`]), and commits them together. A caller hears
 //! back only after the commit that holds its entry returned, so an acknowledged entry is
-//! always durable; entries are numbered in the order the writer takes them.
+//! always durable; entries are numbered in the order the writer takes them. Entries handed
+//! over together ([`Appender::append_all`]) are committed together or not at all.
 
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -86,6 +87,9 @@ enum Request {
 
 type Reply = oneshot::Sender<Result<AppendedEntry, AppendError>>;
 
+/// The entries of one [`Request::Append`]: committed in one transaction, never split.
+type Group = Vec<(PendingEntry, Reply)>;
+
 /// A handle to the writer thread; clone-free, share it behind an `Arc`.
 pub struct Appender {
     // LIMITATION: the queue is unbounded, so a writer slower than its callers grows memory;
@@ -115,8 +119,9 @@ impl Appender {
     }
 
     /// Appends entries in the order given and waits until each is durable. They are queued
-    /// together, so they are numbered consecutively and usually share one commit; each may
-    /// still be refused on its own by its check.
+    /// together and always share one commit: each may still be refused on its own by its
+    /// check, but when that commit fails none of them is written, so an entry never lands
+    /// without the ones it was handed over with (an observation without its inference).
     pub async fn append_all(
         &self,
         pendings: Vec<PendingEntry>,
@@ -205,7 +210,7 @@ fn run_writer(
     let observer = config.observer.as_deref();
     let mut pending_check = None;
     loop {
-        let mut batch = match next_request(&receiver, config.idle_head_interval) {
+        let first = match next_request(&receiver, config.idle_head_interval) {
             Waited::Request(Request::Append(items)) => items,
             Waited::Request(Request::Check(reply)) => {
                 let _ = reply.send(check(&mut ledger, observer));
@@ -217,9 +222,14 @@ fn run_writer(
             }
             Waited::Closed => break,
         };
-        while batch.len() < config.max_batch.max(1) {
+        let mut n_entries = first.len();
+        let mut batch = vec![first];
+        while n_entries < config.max_batch.max(1) {
             match receiver.try_recv() {
-                Ok(Request::Append(items)) => batch.extend(items),
+                Ok(Request::Append(items)) => {
+                    n_entries += items.len();
+                    batch.push(items);
+                }
                 // A check waits for the batch queued before it, then ends the batch.
                 Ok(Request::Check(reply)) => {
                     pending_check = Some(reply);
@@ -282,46 +292,58 @@ fn sign_if_needed(ledger: &mut Ledger) {
     }
 }
 
-/// Commits a batch; if it fails as a whole, retries each entry alone so that one entry whose
-/// projection fails does not take its neighbours down with it.
-fn commit(
-    ledger: &mut Ledger,
-    batch: Vec<(PendingEntry, Reply)>,
-    observer: Option<&dyn CommitObserver>,
-) {
-    let (pendings, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+/// Commits a batch; if it fails as a whole, retries each request's entries alone, so that
+/// one entry whose projection fails does not take other callers' entries down with it,
+/// while the entries one caller handed over together still stand or fall together.
+fn commit(ledger: &mut Ledger, batch: Vec<Group>, observer: Option<&dyn CommitObserver>) {
+    let sizes: Vec<usize> = batch.iter().map(Vec::len).collect();
+    let (pendings, replies): (Vec<_>, Vec<_>) = batch.into_iter().flatten().unzip();
     let outcomes = match observed_append(ledger, &pendings, observer) {
         Ok(outcomes) => outcomes
             .into_iter()
             .map(|outcome| outcome.map_err(rejection_error))
             .collect(),
-        Err(error) if pendings.len() > 1 => {
-            let n_entries = pendings.len();
-            tracing::warn!(%error, n_entries, "ledger batch failed; retrying alone");
-            pendings
-                .chunks(1)
-                .map(|single| commit_alone(ledger, single, observer))
-                .collect()
+        Err(error) if sizes.len() > 1 => {
+            let n_requests = sizes.len();
+            tracing::warn!(%error, n_requests, "ledger batch failed; retrying each request alone");
+            let mut outcomes = Vec::with_capacity(pendings.len());
+            let mut rest = pendings.as_slice();
+            for size in sizes {
+                let (group, later) = rest.split_at(size);
+                outcomes.extend(commit_alone(ledger, group, observer));
+                rest = later;
+            }
+            outcomes
         }
-        Err(error) => vec![Err(store_error(&error))],
+        Err(error) => all_failed(&pendings, &error),
     };
     for (reply, outcome) in replies.into_iter().zip(outcomes) {
         let _ = reply.send(outcome);
     }
 }
 
+/// Commits the entries of one request in a transaction of their own.
 fn commit_alone(
     ledger: &mut Ledger,
-    single: &[PendingEntry],
+    group: &[PendingEntry],
     observer: Option<&dyn CommitObserver>,
-) -> Result<AppendedEntry, AppendError> {
-    match observed_append(ledger, single, observer) {
-        Ok(mut outcomes) => outcomes
-            .pop()
-            .unwrap_or(Err(Rejection::Refused("no outcome".into())))
-            .map_err(rejection_error),
-        Err(error) => Err(store_error(&error)),
+) -> Vec<Result<AppendedEntry, AppendError>> {
+    match observed_append(ledger, group, observer) {
+        Ok(outcomes) => outcomes
+            .into_iter()
+            .map(|outcome| outcome.map_err(rejection_error))
+            .collect(),
+        Err(error) => all_failed(group, &error),
     }
+}
+
+/// The same store error for every entry of a transaction that failed.
+fn all_failed(
+    pendings: &[PendingEntry],
+    error: &StoreError,
+) -> Vec<Result<AppendedEntry, AppendError>> {
+    let error = store_error(error);
+    pendings.iter().map(|_| Err(error.clone())).collect()
 }
 
 /// [`Ledger::append_batch`], reported to the observer.
@@ -350,5 +372,134 @@ fn rejection_error(rejection: Rejection) -> AppendError {
     match rejection {
         Rejection::Refused(reason) => AppendError::Refused(reason),
         Rejection::Store(error) => AppendError::Store(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use ascribe_ledger::{Entry, NoteSigner};
+    use serde_json::json;
+
+    use super::*;
+    use crate::ledger::Projection;
+    use crate::{query, Backend, SqliteBackend, SystemClock, TreeHeadPolicy, Tx};
+
+    /// A projection whose table is broken for entries of kind `broken.entry`.
+    struct Broken;
+
+    impl Projection for Broken {
+        fn project(&self, _: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
+            match entry.kind.as_str() {
+                "broken.entry" => Err(StoreError::Inconsistent("no such table".into())),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    struct Unpark(thread::Thread);
+
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+    /// Polls `future` once, which is enough for the appender to queue what it was given.
+    fn queued<T>(future: impl Future<Output = T> + Send + 'static) -> Boxed<T> {
+        let mut future: Boxed<T> = Box::pin(future);
+        let poll = future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()));
+        assert!(poll.is_pending(), "answered without the writer");
+        future
+    }
+
+    fn finish<T>(mut future: Boxed<T>) -> T {
+        let waker = Waker::from(Arc::new(Unpark(thread::current())));
+        loop {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
+                return output;
+            }
+            thread::park();
+        }
+    }
+
+    fn entry(kind: &str) -> PendingEntry {
+        PendingEntry::new(kind, "test", json!({}))
+    }
+
+    #[test]
+    fn entries_handed_over_together_are_written_together_or_not_at_all() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let path = home.path().join("ledger.db");
+        let signer = NoteSigner::from_seed("ascribe.test/appender", [1; 32]);
+        let mut backend = SqliteBackend::open(&path).expect("opens");
+        Ledger::init(&mut backend, &signer).expect("init");
+        let policy = TreeHeadPolicy::EveryBatch;
+        let mut ledger =
+            Ledger::open(Box::new(backend), signer, Box::new(SystemClock), policy).expect("open");
+        ledger.add_projection(Box::new(Broken));
+        let config = AppenderConfig {
+            idle_head_interval: None,
+            ..AppenderConfig::default()
+        };
+        let appender = Arc::new(Appender::start(ledger, config));
+
+        // Hold the writer in a first batch, so that the next two requests share one.
+        let (entered_sender, entered) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let gate = PendingEntry::checked("gate.opened", "test", move |_| {
+            entered_sender.send(()).expect("test waits");
+            released
+                .lock()
+                .expect("lock")
+                .recv()
+                .expect("test releases");
+            Ok(json!({}))
+        });
+        let held = Arc::clone(&appender);
+        let gate = queued(async move { held.append(gate).await });
+        entered
+            .recv_timeout(Duration::from_secs(10))
+            .expect("writer runs the gate's check");
+        let pair = vec![entry("inference.kept"), entry("broken.entry")];
+        let held = Arc::clone(&appender);
+        let pair = queued(async move { held.append_all(pair).await });
+        let held = Arc::clone(&appender);
+        let other = queued(async move { held.append(entry("other.entry")).await });
+        release.send(()).expect("gate waits");
+        assert!(finish(gate).is_ok());
+        let pair = finish(pair);
+        assert!(
+            pair.iter()
+                .all(|outcome| matches!(outcome, Err(AppendError::Store(_)))),
+            "the kept entry fell with its broken companion: {pair:?}"
+        );
+        assert!(finish(other).is_ok(), "another caller's entry stands");
+
+        // Alone in its batch, the pair fails together too.
+        let pair = vec![entry("inference.kept"), entry("broken.entry")];
+        let held = Arc::clone(&appender);
+        let pair = finish(queued(async move { held.append_all(pair).await }));
+        assert_eq!(pair.len(), 2);
+        assert!(pair.iter().all(Result::is_err), "{pair:?}");
+
+        let appender = Arc::into_inner(appender).expect("no other handle");
+        drop(appender.shutdown().expect("ledger back"));
+        let mut backend: Box<dyn Backend> = Box::new(SqliteBackend::open(&path).expect("opens"));
+        let kinds: Vec<String> = query::entries(backend.as_mut(), 0, 100)
+            .expect("reads")
+            .into_iter()
+            .map(|stored| stored.kind)
+            .collect();
+        assert_eq!(kinds, ["gate.opened", "other.entry"]);
     }
 }

@@ -54,6 +54,7 @@ fn a_killed_writer_loses_no_acknowledged_entry() {
                 "killed by SIGKILL, not ended: {status}"
             );
             lines.insert(0, first);
+            settle_orphaned_commit(&db);
             let acks = parse_acks(&lines);
             eprintln!(
                 "{kind:?} round {round}: killed after {delay} ms, {} acks",
@@ -121,4 +122,14 @@ fn a_killed_writer_loses_no_acknowledged_entry() {
             "clean shutdown signs all"
         );
     });
+}
+
+/// Waits until a transaction the killed writer left on the server has ended. PostgreSQL
+/// finishes a COMMIT that reached it even after its client died, so the entries could still
+/// grow between two reads; taking the ledger's write lock once waits for that transaction,
+/// which holds the lock until it commits or rolls back.
+fn settle_orphaned_commit(db: &TestDb) {
+    db.backend()
+        .write(&mut |_| Ok(()))
+        .expect("the write lock is free once the killed writer's transaction ended");
 }

@@ -42,7 +42,8 @@ pub struct ServeArgs {
 /// head over the entries they wrote.
 pub fn run(context: &Context, mut loaded: Loaded, args: ServeArgs) -> anyhow::Result<Outcome> {
     apply_flags(&mut loaded, &args);
-    for variable in Loaded::unknown_variables() {
+    let provider_key_variables = warn_about_missing_provider_keys(context);
+    for variable in Loaded::unknown_variables(&provider_key_variables) {
         tracing::warn!(%variable, "this ASCRIBE_* variable names no setting; it is ignored");
     }
     if args.check_config {
@@ -53,7 +54,6 @@ pub fn run(context: &Context, mut loaded: Loaded, args: ServeArgs) -> anyhow::Re
         .keys
         .load_signer()
         .context("cannot load the ledger's signing key")?;
-    warn_about_missing_provider_keys(context);
     // Opened before the runtime starts: the PostgreSQL client blocks on a runtime of its own,
     // which it may not do on a runtime thread.
     let state = AppState::open_with(&context.location, signer, config.gateway())?;
@@ -173,25 +173,30 @@ fn otlp_settings() -> anyhow::Result<String> {
 }
 
 /// Says at start which deployments cannot be called because their provider key variable is
-/// not set in this environment (calls to them would fail).
-fn warn_about_missing_provider_keys(context: &Context) {
+/// not set in this environment (calls to them would fail); returns the variables the
+/// registry names.
+fn warn_about_missing_provider_keys(context: &Context) -> Vec<String> {
     let Ok(mut backend) = context.backend() else {
-        return;
+        return Vec::new();
     };
     let Ok(deployments) = ascribe_registry::queries::deployments(backend.as_mut()) else {
-        return;
+        return Vec::new();
     };
+    let mut variables = Vec::new();
     for deployment in deployments {
         let Some(variable) = deployment.api_key_env else {
             continue;
         };
         if std::env::var_os(&variable).is_none() {
-            eprintln!(
-                "ascribe: warning: {variable} is not set; deployment `{}` cannot be called",
-                deployment.name
+            tracing::warn!(
+                %variable,
+                deployment = %deployment.name,
+                "the provider key variable is not set; the deployment cannot be called"
             );
         }
+        variables.push(variable);
     }
+    variables
 }
 
 async fn serve(listen: &str, state: AppState) -> anyhow::Result<()> {
