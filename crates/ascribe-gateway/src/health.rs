@@ -9,6 +9,12 @@
 //! append meets it, and recovery shows as soon as a write succeeds again. Upstreams are
 //! reported (the last call to each deployment and its last identity probe) but do not make
 //! the gateway unready: other deployments may still be served.
+//!
+//! LIMITATION: the writability check writes the ledger's own tables, not the projections
+//! (`inferences`, registry tables); a projection table that alone cannot be written fails
+//! every inference with a 503 while `/readyz` says ready again 500 ms after the last failed
+//! write. Checking each projection would need a write into each, which projections do not
+//! offer yet.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -51,6 +57,11 @@ async fn health_show() -> Json<Health> {
 #[derive(Default)]
 pub(crate) struct Readiness {
     ledger: Mutex<LedgerStatus>,
+    /// When the writability check still queued on the writer was queued, if one is: a
+    /// writer stuck behind a lock must not collect one more check per probe.
+    check_queued: Mutex<Option<Instant>>,
+    /// Woken when the writer finished a writability check.
+    check_finished: tokio::sync::Notify,
     upstreams: Mutex<BTreeMap<String, UpstreamStatus>>,
 }
 
@@ -134,6 +145,31 @@ impl Readiness {
         latest.is_some_and(|at| at.elapsed() < CHECK_REUSE)
     }
 
+    /// The writer finished the queued writability check (transactions of no entries are
+    /// checks).
+    fn check_done(&self) {
+        if let Ok(mut queued) = self.check_queued.lock() {
+            *queued = None;
+        }
+        self.check_finished.notify_waiters();
+    }
+
+    /// When the check still queued was queued; queues one now (at `now`) if none is.
+    fn queue_check(&self, state: &AppState) -> Option<Instant> {
+        let mut queued = self.check_queued.lock().ok()?;
+        if queued.is_none() && state.queue_writability_check() {
+            *queued = Some(Instant::now());
+        }
+        *queued
+    }
+
+    fn check_pending(&self) -> bool {
+        self.check_queued
+            .lock()
+            .map(|queued| queued.is_some())
+            .unwrap_or(true)
+    }
+
     /// The outcome of the last inference sent to `deployment`.
     pub(crate) fn upstream_called(&self, deployment: &str, status: u16, outcome: &str) {
         if let Ok(mut upstreams) = self.upstreams.lock() {
@@ -180,11 +216,17 @@ impl CommitObserver for LedgerWatch {
     fn committed(&self, entries: usize, took: Duration) {
         self.metrics.ledger_committed(entries, took);
         self.readiness.ledger_wrote();
+        if entries == 0 {
+            self.readiness.check_done();
+        }
     }
 
-    fn failed(&self, _entries: usize, error: &StoreError) {
+    fn failed(&self, entries: usize, error: &StoreError) {
         self.metrics.ledger_failed();
         self.readiness.ledger_failed(error.to_string());
+        if entries == 0 {
+            self.readiness.check_done();
+        }
     }
 }
 
@@ -226,13 +268,11 @@ struct KeyCheck {
 
 async fn readiness_show(State(state): State<AppState>) -> (StatusCode, Json<ReadinessAnswer>) {
     let readiness = state.readiness();
-    let mut timed_out = false;
-    if !readiness.recently_checked() {
+    let timed_out = match readiness.recently_checked() {
+        true => false,
         // The outcome reaches `readiness` through the writer's observer.
-        timed_out = tokio::time::timeout(CHECK_TIMEOUT, state.check_writable())
-            .await
-            .is_err();
-    }
+        false => !writability_checked(&state).await,
+    };
     let status = readiness.ledger_status();
     let ledger_ok = status.writable() && !timed_out;
     let reason = if timed_out {
@@ -280,6 +320,28 @@ async fn readiness_show(State(state): State<AppState>) -> (StatusCode, Json<Read
         false => StatusCode::SERVICE_UNAVAILABLE,
     };
     (code, Json(answer))
+}
+
+/// Queues a writability check on the ledger writer, unless one is queued already, and waits
+/// for it at most [`CHECK_TIMEOUT`] from when it was queued; false when it did not finish.
+async fn writability_checked(state: &AppState) -> bool {
+    let readiness = state.readiness();
+    let Some(queued_at) = readiness.queue_check(state) else {
+        return false;
+    };
+    let deadline = tokio::time::Instant::from_std(queued_at + CHECK_TIMEOUT);
+    loop {
+        let finished = readiness.check_finished.notified();
+        tokio::pin!(finished);
+        // Registered before the flag is read, so a check finishing in between still wakes it.
+        finished.as_mut().enable();
+        if !readiness.check_pending() {
+            return true;
+        }
+        if tokio::time::timeout_at(deadline, finished).await.is_err() {
+            return !readiness.check_pending();
+        }
+    }
 }
 
 /// Signs a fixed message and verifies the signature, which is what every receipt and tree

@@ -170,11 +170,17 @@ impl AppState {
         self.shared.tasks.spawn(task);
     }
 
-    /// Checks that the ledger can be written now (see `Ledger::check_writable`).
-    pub(crate) async fn check_writable(&self) -> Result<(), AppendError> {
+    /// Queues a check that the ledger can be written now (see `Ledger::check_writable`); its
+    /// outcome reaches the readiness through the writer's observer. False when the writer
+    /// has stopped.
+    pub(crate) fn queue_writability_check(&self) -> bool {
         match &self.shared.appender {
-            Some(appender) => appender.check_writable().await,
-            None => Err(AppendError::Stopped),
+            // Queued on the call; the answer is read from the observer, not awaited here.
+            Some(appender) => {
+                drop(appender.check_writable());
+                true
+            }
+            None => false,
         }
     }
 

@@ -7,6 +7,7 @@
 //! always durable; entries are numbered in the order the writer takes them. Entries handed
 //! over together ([`Appender::append_all`]) are committed together or not at all.
 
+use std::future::Future;
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -175,14 +176,21 @@ impl Appender {
 
     /// Checks, on the writer thread and after the entries queued before it, that the ledger
     /// can be written now: one write transaction under the write lock that appends nothing
-    /// ([`Ledger::check_writable`]).
-    pub async fn check_writable(&self) -> Result<(), AppendError> {
+    /// ([`Ledger::check_writable`]). The check is queued when this is called, not when the
+    /// future is first polled; dropping the future does not withdraw it, and the writer
+    /// still reports its outcome to the [`CommitObserver`].
+    pub fn check_writable(&self) -> impl Future<Output = Result<(), AppendError>> + use<> {
         let (reply, receiver) = oneshot::channel();
-        let sender = self.sender.as_ref().ok_or(AppendError::Stopped)?;
-        sender
-            .send(Request::Check(reply))
-            .map_err(|_| AppendError::Stopped)?;
-        receiver.await.unwrap_or(Err(AppendError::Stopped))
+        let queued = match &self.sender {
+            Some(sender) => sender
+                .send(Request::Check(reply))
+                .map_err(|_| AppendError::Stopped),
+            None => Err(AppendError::Stopped),
+        };
+        async move {
+            queued?;
+            receiver.await.unwrap_or(Err(AppendError::Stopped))
+        }
     }
 
     /// Stops accepting entries, commits what is queued, signs a final head and returns the
