@@ -323,6 +323,42 @@ impl Default for ShutdownSection {
 }
 
 impl Config {
+    /// Refuses values that parse but cannot work: zero timeouts and limits, a log level that
+    /// would silently filter everything out.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let positive_durations = [
+            ("upstream.connect_timeout", self.upstream.connect_timeout),
+            ("upstream.timeout", self.upstream.timeout),
+            ("ledger.tree_head_interval", self.ledger.tree_head_interval),
+        ];
+        for (path, value) in positive_durations {
+            if value.is_zero() {
+                anyhow::bail!("{path} is 0: it must be longer than zero (there is no \"never\")");
+            }
+        }
+        let positive_counts = [
+            (
+                "upstream.max_response_bytes",
+                self.upstream.max_response_bytes,
+            ),
+            ("limits.max_request_bytes", self.limits.max_request_bytes),
+            (
+                "limits.max_concurrent_reads",
+                self.limits.max_concurrent_reads,
+            ),
+            ("ledger.max_batch", self.ledger.max_batch),
+        ];
+        for (path, value) in positive_counts {
+            if value == 0 {
+                anyhow::bail!("{path} is 0: it must be at least 1");
+            }
+        }
+        if let Some(level) = &self.log.level {
+            check_log_level(level)?;
+        }
+        Ok(())
+    }
+
     /// The gateway's settings.
     pub fn gateway(&self) -> ascribe_gateway::GatewayConfig {
         let probe = self.probe.interval;
@@ -339,6 +375,25 @@ impl Config {
             shutdown_grace: self.shutdown.grace_period,
         }
     }
+}
+
+/// Levels a bare log directive may name.
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// A `tracing` filter reads a bare word as a target (`verbose` would mean "everything from a
+/// module called verbose", which hides every line); a bare word must be a level.
+fn check_log_level(filter: &str) -> anyhow::Result<()> {
+    for directive in filter.split(',').map(str::trim) {
+        let bare = !directive.contains('=') && !directive.contains("::");
+        if bare && !LOG_LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            anyhow::bail!(
+                "log.level `{filter}`: `{directive}` is not a level; use one of {} or \
+                 TARGET=LEVEL (such as ascribe_gateway=debug)",
+                LOG_LEVELS.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Where a field's value came from.
@@ -456,6 +511,7 @@ pub fn load(explicit: Option<&Path>, home: &Path) -> anyhow::Result<Loaded> {
     }
     let config = Config::deserialize(toml::Value::Table(table))
         .context("the configuration does not hold together")?;
+    config.validate()?;
     Ok(Loaded {
         config,
         file,
@@ -563,32 +619,57 @@ pub fn value_text(config: &Config, path: &str) -> Option<String> {
     lookup(&table, path).map(ToString::to_string)
 }
 
-/// Durations as `"30s"`, `"1500ms"`, `"5m"` (humantime) or a number of seconds.
+/// Durations as `"30s"`, `"1500ms"`, `"5m"` (humantime) or a whole number of seconds.
 mod duration {
+    use std::fmt;
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
 
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Written {
-        Seconds(u64),
-        Text(String),
-    }
+    const EXPECTED: &str = "a duration such as \"30s\", \"1500ms\" or \"5m\", or a whole \
+                            number of seconds";
 
     pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&humantime::format_duration(*value).to_string())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        match Written::deserialize(deserializer)? {
-            Written::Seconds(seconds) => Ok(Duration::from_secs(seconds)),
-            Written::Text(text) => humantime::parse_duration(text.trim()).map_err(|error| {
-                serde::de::Error::custom(format!(
-                    "`{text}` is not a duration ({error}); write it as \"30s\", \"1500ms\" \
-                     or \"5m\""
+        deserializer.deserialize_any(DurationVisitor)
+    }
+
+    struct DurationVisitor;
+
+    impl Visitor<'_> for DurationVisitor {
+        type Value = Duration;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+            formatter.write_str(EXPECTED)
+        }
+
+        fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<Duration, E> {
+            Ok(Duration::from_secs(seconds))
+        }
+
+        fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<Duration, E> {
+            u64::try_from(seconds)
+                .map(Duration::from_secs)
+                .map_err(|_| E::custom(format!("`{seconds}` is negative; write {EXPECTED}")))
+        }
+
+        fn visit_f64<E: de::Error>(self, seconds: f64) -> Result<Duration, E> {
+            Err(E::custom(format!(
+                "`{seconds}` is not a whole number of seconds; write fractions with a unit, \
+                 such as \"1500ms\""
+            )))
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
+            humantime::parse_duration(text.trim()).map_err(|error| {
+                E::custom(format!(
+                    "`{text}` is not a duration ({error}); write {EXPECTED}"
                 ))
-            }),
+            })
         }
     }
 }
@@ -693,6 +774,25 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(error.contains("not a duration"), "{error}");
+    }
+
+    #[test]
+    fn wrong_types_and_zero_timeouts_are_refused_with_the_way_to_write_them() {
+        for written in ["true", "-5", "1.5"] {
+            let text = format!("[upstream]\ntimeout = {written}\n");
+            let error = toml::from_str::<Config>(&text)
+                .expect_err("refused")
+                .to_string();
+            assert!(error.contains("1500ms"), "{written}: {error}");
+        }
+        let zero: Config = toml::from_str("[upstream]\ntimeout = \"0s\"\n").expect("parses");
+        let error = zero.validate().expect_err("refused").to_string();
+        assert!(error.starts_with("upstream.timeout is 0"), "{error}");
+        let mut quiet = Config::default();
+        quiet.log.level = Some("verbose".into());
+        assert!(quiet.validate().is_err());
+        quiet.log.level = Some("warn,ascribe_gateway=debug".into());
+        assert!(quiet.validate().is_ok());
     }
 
     #[test]

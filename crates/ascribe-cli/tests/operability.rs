@@ -1204,3 +1204,48 @@ fn configuration_is_checked_before_serving() {
     let status = server.terminate();
     assert!(status.success(), "exit {status}");
 }
+
+/// A collector that cannot be reached loses spans, and says so: a warning in the log and
+/// `ascribe_otlp_spans_dropped_total` on `/metrics`, while the calls themselves succeed.
+#[test]
+fn spans_a_collector_cannot_take_are_reported() {
+    // A port that was free a moment ago: nothing listens on it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let endpoint = format!("http://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let setup = Setup::new();
+    let env = [
+        ("ASCRIBE_TELEMETRY_OTLP_TRACES", "true"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let mut server = Server::start(&setup.ascribe(), &[], &env);
+    let answer = call(&setup, &server, "chat-v1", false);
+    assert_eq!(answer.status, 200, "{answer:?}");
+
+    let metrics_url = format!("{}/metrics", server.base);
+    let dropped = (0..100).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        let text = client().get(&metrics_url).send().ok()?.text().ok()?;
+        let line = text
+            .lines()
+            .find(|line| line.starts_with("ascribe_otlp_spans_dropped_total "))?;
+        let count: u64 = line.rsplit(' ').next()?.parse().ok()?;
+        (count > 0).then_some(count)
+    });
+    assert_eq!(
+        dropped,
+        Some(1),
+        "one span, counted once it could not be sent"
+    );
+
+    let status = server.terminate();
+    assert!(status.success(), "exit {status}");
+    assert!(
+        server
+            .log()
+            .contains("spans could not be exported over OTLP"),
+        "{}",
+        server.log()
+    );
+}

@@ -208,6 +208,31 @@ impl Metrics {
             "Stream completion entries made durable, by whether the stream ended normally",
             completions.clone(),
         );
+        registry.register(
+            "ascribe_otlp_spans_dropped",
+            "Inference spans the OTLP exporter could not deliver (only when export is on)",
+            crate::telemetry::SPANS_DROPPED.clone(),
+        );
+        // Counters an alert watches exist from the start, at zero, so that "no data" never
+        // stands for "none happened".
+        for refusal in [Refusal::LedgerWrite, Refusal::LedgerRead] {
+            let label = ReasonLabel {
+                reason: refusal.label().to_owned(),
+            };
+            drop(refused.get_or_create(&label));
+        }
+        for state in ["match", "mismatch", "undisclosed", "none"] {
+            let label = StateLabel {
+                state: state.to_owned(),
+            };
+            drop(identity.get_or_create(&label));
+        }
+        for completed in ["true", "false"] {
+            let label = CompletedLabel {
+                completed: completed.to_owned(),
+            };
+            drop(completions.get_or_create(&label));
+        }
         Metrics {
             registry,
             requests,

@@ -31,12 +31,16 @@ pub async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
     });
+    let grace = state.config().shutdown_grace;
     let (signalled, signal_seen) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
+        tracing::info!(
+            grace_seconds = grace.as_secs(),
+            "shutting down: no new connections; waiting for answers in flight"
+        );
         let _ = signalled.send(());
     };
-    let grace = state.config().shutdown_grace;
     let server = axum::serve(listener, crate::router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .into_future();
@@ -70,10 +74,11 @@ pub async fn serve(
             "stream relays still running; their completions are lost"
         );
     }
-    tracing::info!("stopped accepting requests; closing the ledger");
+    tracing::info!("answers finished; committing what is queued and signing a last tree head");
     let closed = tokio::task::spawn_blocking(move || state.close()).await;
-    if let Err(error) = closed {
-        tracing::error!(%error, "closing the ledger failed; run `ascribe verify`");
+    match closed {
+        Ok(()) => tracing::info!("ledger closed; stopped"),
+        Err(error) => tracing::error!(%error, "closing the ledger failed; run `ascribe verify`"),
     }
     served
 }

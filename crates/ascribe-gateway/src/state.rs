@@ -204,7 +204,11 @@ impl AppState {
     pub fn close(self) {
         match Arc::try_unwrap(self.shared) {
             Ok(shared) => drop(shared),
-            Err(_) => tracing::warn!("state still in use; the writer stops with its last user"),
+            // Stream relays cut at the end of the grace period still hold the state; the
+            // writer stops when the last of them is dropped with the runtime.
+            Err(_) => tracing::warn!(
+                "answers still in flight hold the ledger; it closes when they are dropped"
+            ),
         }
     }
 

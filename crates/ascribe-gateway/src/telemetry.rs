@@ -28,8 +28,9 @@ use axum::http::HeaderMap;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use serde_json::Value;
 
 /// The instrumentation scope of every span.
@@ -257,6 +258,7 @@ pub fn install_otlp() -> Result<OtlpGuard, TelemetryError> {
         .with_protocol(protocol)
         .build()
         .map_err(|error| TelemetryError::Exporter(error.to_string()))?;
+    let exporter = ReportingExporter(exporter);
     let mut resource = opentelemetry_sdk::Resource::builder();
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name("ascribe");
@@ -267,6 +269,40 @@ pub fn install_otlp() -> Result<OtlpGuard, TelemetryError> {
         .build();
     opentelemetry::global::set_tracer_provider(provider.clone());
     Ok(OtlpGuard { provider })
+}
+
+/// Spans that could not be exported (the collector refused them or could not be reached);
+/// `/metrics` shows it as `ascribe_otlp_spans_dropped_total`.
+pub(crate) static SPANS_DROPPED: std::sync::LazyLock<prometheus_client::metrics::counter::Counter> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The OTLP exporter, with its failures logged and counted: the SDK itself drops a batch it
+/// could not send without a word.
+#[derive(Debug)]
+struct ReportingExporter<E>(E);
+
+impl<E: SpanExporter> SpanExporter for ReportingExporter<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let spans = batch.len();
+        let exported = self.0.export(batch).await;
+        if let Err(error) = &exported {
+            SPANS_DROPPED.inc_by(spans as u64);
+            tracing::warn!(%error, spans, "spans could not be exported over OTLP; they are lost");
+        }
+        exported
+    }
+
+    fn shutdown_with_timeout(&mut self, timeout: std::time::Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&mut self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.0.set_resource(resource);
+    }
 }
 
 /// Keeps OTLP export running; [`OtlpGuard::shutdown`] flushes the spans still queued.

@@ -404,7 +404,11 @@ fn metrics_add_up_to_the_ledger_after_faults(store: Store) {
         tally.released.len() as u64
     );
     let refused = by_label(&samples, "ascribe_answers_refused_total", "reason");
-    let expected = BTreeMap::from([("ledger_write_failed".to_owned(), tally.refused)]);
+    // Both reasons are published from the start; only the unwritable ledger refused calls.
+    let expected = BTreeMap::from([
+        ("ledger_read_failed".to_owned(), 0),
+        ("ledger_write_failed".to_owned(), tally.refused),
+    ]);
     assert_eq!(refused, expected, "only refusals for the unwritable ledger");
     assert!(
         total(&samples, "ascribe_ledger_write_failures_total") >= tally.refused,

@@ -142,7 +142,14 @@ fn check_config(context: &Context, loaded: &Loaded) -> anyhow::Result<Outcome> {
             println!("\nready to serve");
             Ok(Outcome::Success)
         }
-        _ => Ok(Outcome::ProblemFound),
+        1 => {
+            println!("\nnot ready: 1 check failed");
+            Ok(Outcome::ProblemFound)
+        }
+        _ => {
+            println!("\nnot ready: {problems} checks failed");
+            Ok(Outcome::ProblemFound)
+        }
     }
 }
 
@@ -169,6 +176,15 @@ fn otlp_settings() -> anyhow::Result<String> {
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").map(|base| base + "/v1/traces"))
         .unwrap_or_else(|_| "http://localhost:4318/v1/traces".to_owned());
+    let url = reqwest::Url::parse(&endpoint)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some());
+    if url.is_none() {
+        anyhow::bail!(
+            "the OTLP endpoint `{endpoint}` is not an http:// or https:// URL; set \
+             OTEL_EXPORTER_OTLP_ENDPOINT to one, such as http://127.0.0.1:4318"
+        );
+    }
     Ok(format!("{protocol} to {endpoint}"))
 }
 
