@@ -308,3 +308,38 @@ impl Xorshift {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        let summary = summary(values);
+        assert_eq!(summary["p50"], 50.0);
+        assert_eq!(summary["p99"], 99.0);
+        assert_eq!(summary["max"], 100.0);
+        assert!(super::summary(Vec::new())["p50"].is_null());
+    }
+
+    #[test]
+    fn generated_files_are_safetensors_ascribe_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let made = safetensors(dir.path(), 3, 2).expect("writes");
+        assert_eq!(made["bytes"], 3 << 20);
+        assert_eq!(made["reused"], false);
+        let again = safetensors(dir.path(), 3, 2).expect("reuses");
+        assert_eq!(again["reused"], true);
+        let manifest = ascribe_weights::hash_path(dir.path(), &|_, _| {}).expect("hashes");
+        let files: Vec<_> = manifest
+            .files
+            .iter()
+            .filter(|file| file.path.ends_with(".safetensors"))
+            .collect();
+        assert_eq!(files.len(), 2);
+        for file in files {
+            assert_eq!(file.tensor_count, Some(1), "{:?}", file.format_error);
+        }
+    }
+}

@@ -7,7 +7,8 @@
 //! `--chunk-gap-us` apart, as a model emits tokens. `GET /v1/models` lists the one model.
 //! Every answer names `--model` as the served model, so a gateway that checks the served
 //! identity sees the snapshot it expects. Sockets use `TCP_NODELAY`, so no event waits for a
-//! delayed ACK.
+//! delayed ACK, and the listen backlog is 4096, so hundreds of connections opened at once
+//! are all accepted on their first SYN.
 //!
 //! It prints `listening on http://ADDRESS` as its first line on stdout, then serves until it
 //! is killed:
@@ -74,7 +75,7 @@ fn main() -> std::io::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+        let listener = bind(&args.listen).await?;
         let address = listener.local_addr()?;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on http://{address}")?;
@@ -94,6 +95,22 @@ fn main() -> std::io::Result<()> {
         });
         axum::serve(listener, app).await
     })
+}
+
+/// Listens on `address` with a backlog of 4096: the default of 128 overflows when a load
+/// generator opens hundreds of connections at once, and each dropped SYN costs a 1 s retry.
+async fn bind(address: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let address = tokio::net::lookup_host(address)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{address} names no address")))?;
+    let socket = match address {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(4096)
 }
 
 impl Answers {

@@ -215,14 +215,39 @@ fn warn_about_missing_provider_keys(context: &Context) -> Vec<String> {
     variables
 }
 
+/// Connections the kernel queues before the gateway accepts them. The system default (128)
+/// drops connection attempts from a few hundred callers arriving at once, and each dropped
+/// attempt costs its caller a one-second retry.
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn serve(listen: &str, state: AppState) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
+    let listener = bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     println!("listening on http://{}", listener.local_addr()?);
     ascribe_gateway::serve(listener, state, ascribe_gateway::shutdown_signal())
         .await
         .context("the gateway stopped serving")
+}
+
+/// Binds the first address `listen` resolves to, with [`LISTEN_BACKLOG`].
+async fn bind(listen: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let address = tokio::net::lookup_host(listen)
+        .await?
+        .next()
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the address resolves to nothing",
+            )
+        })?;
+    let socket = match address {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 #[cfg(test)]
