@@ -6,14 +6,14 @@
 //! | attribute | value |
 //! | --- | --- |
 //! | `gen_ai.operation.name` | `chat` (chat completions, Responses, Messages) or `embeddings` |
-//! | `gen_ai.provider.name` | `openai`, `azure.ai.openai` or `anthropic`, from the deployment's dialect (self-hosted OpenAI-compatible servers are `openai`: their API's flavour) |
+//! | `gen_ai.provider.name` | `openai`, `azure.ai.openai` or `anthropic` (by dialect) |
 //! | `gen_ai.request.model` | the name the caller sent: the alias |
 //! | `gen_ai.response.model` | the model the provider said it served, when it said |
 //! | `gen_ai.response.id`, `openai.response.system_fingerprint` | as the provider sent them |
 //! | `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens` | from the answer's usage |
 //! | `gen_ai.response.finish_reasons` | a stream's last finish reason |
 //! | `server.address`, `server.port` | the upstream called |
-//! | `ascribe.inference_id`, `ascribe.checkpoint`, `ascribe.deployment`, `ascribe.alias`, `ascribe.identity_match` | what the ledger recorded |
+//! | `ascribe.{inference_id,checkpoint,deployment,alias,identity_match}` | as recorded |
 //! | `error.type`, status `Error` | when the call failed |
 //!
 //! A stream's span ends when its completion is recorded, so usage and truncation are on it.

@@ -7,6 +7,7 @@ use ascribe_inference::{
     payload_digest, InferenceRecord, Observation, Receipt, Retained, Timings, UpstreamCall,
 };
 use ascribe_ledger::Hash;
+use ascribe_store::{AppendError, AppendedEntry};
 use axum::http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 
@@ -269,7 +270,7 @@ impl Call {
         status: u16,
         outcome: &str,
         observations: &[Observation],
-        outcomes: impl Iterator<Item = Result<ascribe_store::AppendedEntry, ascribe_store::AppendError>>,
+        outcomes: impl Iterator<Item = Result<AppendedEntry, AppendError>>,
     ) {
         let metrics = state.metrics();
         metrics.inference_recorded(verdict.identity_match);
