@@ -4,6 +4,8 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -427,6 +429,34 @@ fn group_commit_from_eight_threads_keeps_every_acknowledged_entry() {
     });
 }
 
+/// Holds the appender's writer inside a first batch (the check of a `gate.opened` entry waits),
+/// so that what is appended next queues up into one batch. Returns the gate's append, still
+/// pending, and the sender that lets the writer go on.
+fn hold_the_writer(
+    appender: &Appender,
+) -> (
+    Pin<Box<impl Future<Output = Result<AppendedEntry, AppendError>> + '_>>,
+    mpsc::Sender<()>,
+) {
+    let (entered_sender, entered) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    let gate = PendingEntry::checked("gate.opened", "test", move |_| {
+        entered_sender.send(()).expect("test waits");
+        released
+            .lock()
+            .expect("lock")
+            .recv()
+            .expect("test releases");
+        Ok(json!({}))
+    });
+    let gate = poll_once(appender.append(gate));
+    entered
+        .recv_timeout(Duration::from_secs(10))
+        .expect("writer runs the gate's check");
+    (gate, release)
+}
+
 #[test]
 fn refused_checked_entries_are_not_written_and_spare_their_batch() {
     on_each_backend(|kind| {
@@ -479,23 +509,8 @@ fn refused_checked_entries_are_not_written_and_spare_their_batch() {
         assert_eq!(sizes, [1, 4], "the three kept entries were one commit");
 
         // Through the appender: hold the writer in a first batch while the next one queues.
-        let (entered_sender, entered) = mpsc::channel();
-        let (release, released) = mpsc::channel::<()>();
-        let released = std::sync::Mutex::new(released);
-        let gate = PendingEntry::checked("gate.opened", "test", move |_| {
-            entered_sender.send(()).expect("test waits");
-            released
-                .lock()
-                .expect("lock")
-                .recv()
-                .expect("test releases");
-            Ok(json!({}))
-        });
         let appender = Appender::start(ledger, AppenderConfig::default());
-        let gate = poll_once(appender.append(gate));
-        entered
-            .recv_timeout(Duration::from_secs(10))
-            .expect("writer runs the gate's check");
+        let (gate, release) = hold_the_writer(&appender);
         let queued = vec![
             poll_once(appender.append(pending("z", 3))),
             poll_once(
@@ -520,8 +535,9 @@ fn refused_checked_entries_are_not_written_and_spare_their_batch() {
             queued.into_iter().map(block_on).collect();
         let ledger = appender.shutdown().expect("ledger back");
         drop(ledger);
-        // The store error failed the whole batch, which was then retried entry by entry:
-        // only the entry whose check failed is lost, refused ones are refused again.
+        // The store error failed the whole batch, which was then retried request by request
+        // (here one entry each): only the entry whose check failed is lost, refused ones are
+        // refused again.
         let seqs: Vec<Option<u64>> = results
             .iter()
             .map(|r| r.as_ref().ok().map(|a| a.entry.seq))
@@ -592,5 +608,66 @@ fn the_database_refuses_update_delete_and_truncate() {
         let report = verify(&db);
         assert!(report.ok, "{report:?}");
         assert_eq!(report.entries, 3);
+    });
+}
+
+/// A projection whose table is broken for entries of kind `broken.entry`.
+struct BrokenProjection;
+
+impl Projection for BrokenProjection {
+    fn project(&self, _: &mut dyn Tx, entry: &Entry) -> Result<(), StoreError> {
+        match entry.kind.as_str() {
+            "broken.entry" => Err(StoreError::Inconsistent("no such table".into())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An inference and its observations are handed to the writer together: when one of them
+/// cannot be written, none is, even after the failed batch is retried request by request,
+/// while another caller's entry in the same batch stands.
+#[test]
+fn entries_handed_over_together_are_written_together_or_not_at_all() {
+    on_each_backend(|kind| {
+        let db = TestDb::new(kind);
+        let clock = TestClock::new();
+        let mut ledger = init_ledger(&db, &clock, TreeHeadPolicy::EveryBatch);
+        ledger.add_projection(Box::new(BrokenProjection));
+        let config = AppenderConfig {
+            idle_head_interval: None,
+            ..AppenderConfig::default()
+        };
+        let appender = Appender::start(ledger, config);
+        let together = || {
+            vec![
+                PendingEntry::new("inference.kept", "test", json!({})),
+                PendingEntry::new("broken.entry", "test", json!({})),
+            ]
+        };
+
+        let (gate, release) = hold_the_writer(&appender);
+        let pair = poll_once(appender.append_all(together()));
+        let other = poll_once(appender.append(PendingEntry::new("other.entry", "test", json!({}))));
+        release.send(()).expect("gate waits");
+        assert!(block_on(gate).is_ok());
+        let pair = block_on(pair);
+        assert!(
+            pair.iter()
+                .all(|outcome| matches!(outcome, Err(AppendError::Store(_)))),
+            "the kept entry fell with its broken companion: {pair:?}"
+        );
+        assert!(block_on(other).is_ok(), "another caller's entry stands");
+
+        // Alone in its batch, the pair fails together too.
+        let pair = block_on(appender.append_all(together()));
+        assert_eq!(pair.len(), 2);
+        assert!(pair.iter().all(Result::is_err), "{pair:?}");
+
+        drop(appender.shutdown().expect("ledger back"));
+        let kinds: Vec<String> = all_entries(&db)
+            .into_iter()
+            .map(|stored| stored.kind)
+            .collect();
+        assert_eq!(kinds, ["gate.opened", "other.entry"]);
     });
 }
