@@ -12,13 +12,11 @@
 //!   variables), and a running server honours its configuration file.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ascribe_gateway::testing::StandInUpstream;
@@ -36,7 +34,7 @@ use serde_json::{json, Value};
 
 mod common;
 
-use common::{Ascribe, Server};
+use common::{register_scenarios, Ascribe, Scenario, Server};
 
 /// The variable the Anthropic deployment reads its provider key from, and that key.
 const PROVIDER_KEY_VARIABLE: &str = "OPERABILITY_TEST_ANTHROPIC_API_KEY";
@@ -50,15 +48,6 @@ const PARENT_SPAN_ID: &str = "00f067aa0ba902b7";
 const CHAT_SERVED: &str = "gpt-4o-2024-08-06";
 const CHAT_STREAM_SERVED: &str = "gpt-4o-mini-2024-07-18";
 const CLAUDE_SERVED: &str = "claude-sonnet-4-5-20250929";
-
-/// One alias of the test registry: the name callers send, the stand-in scenario behind it,
-/// the deployment's dialect and the served model it expects.
-struct Scenario {
-    alias: &'static str,
-    upstream_model: &'static str,
-    dialect: &'static str,
-    expect_served: &'static str,
-}
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -109,49 +98,13 @@ impl Setup {
         let home = tempfile::tempdir().expect("tempdir");
         let upstream = StandInUpstream::start().expect("stand-in starts");
         let ascribe = ascribe_in(home.path());
-        ascribe.ok(&["init", "--json"]);
-        let key = ascribe.ok(&[
-            "key",
-            "create",
-            "risk-service",
-            "--role",
-            "caller",
-            "--json",
-        ]);
-        let token = key["token"].as_str().expect("a token").to_owned();
-        let base_url = upstream.base_url();
-        for scenario in SCENARIOS {
-            let snapshot = scenario.upstream_model;
-            ascribe.ok(&[
-                "checkpoint",
-                "register",
-                "--provider",
-                "standin",
-                "--snapshot",
-                snapshot,
-            ]);
-            let checkpoint = checkpoint_of(scenario.alias);
-            let mut register = vec![
-                "deployment",
-                "register",
-                snapshot,
-                "--checkpoint",
-                &checkpoint,
-                "--dialect",
-                scenario.dialect,
-                "--base-url",
-                &base_url,
-                "--upstream-model",
-                snapshot,
-                "--expect-served",
-                scenario.expect_served,
-            ];
-            if scenario.dialect == "anthropic" {
-                register.extend(["--api-key-env", PROVIDER_KEY_VARIABLE]);
-            }
-            ascribe.ok(&register);
-            ascribe.ok(&["alias", "create", scenario.alias, "--to", snapshot]);
-        }
+        let token = ascribe.init_with_caller_key("risk-service");
+        register_scenarios(
+            &ascribe,
+            &upstream.base_url(),
+            SCENARIOS,
+            PROVIDER_KEY_VARIABLE,
+        );
         Setup {
             home,
             upstream,
@@ -1017,75 +970,6 @@ fn assert_refused(output: &Output, needles: &[&str]) {
     }
 }
 
-/// `ascribe serve` with no `--listen`, so the address comes from the configuration; killed
-/// if the test ends before it stopped.
-struct Unflagged {
-    child: Option<Child>,
-    base: String,
-}
-
-impl Unflagged {
-    fn start(ascribe: &Ascribe<'_>, args: &[&str]) -> Unflagged {
-        let log = File::create(ascribe.home.join("unflagged.log")).expect("log file");
-        let mut child = ascribe
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("ascribe serve starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
-        let mut server = Unflagged {
-            child: Some(child),
-            base: String::new(),
-        };
-        let line = lines
-            .recv_timeout(Duration::from_secs(30))
-            .expect("ascribe serve printed its address");
-        server.base = line
-            .strip_prefix("listening on ")
-            .expect("the address line")
-            .to_owned();
-        server
-    }
-
-    /// SIGTERM, then the exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let pid = child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(
-            sent.is_ok_and(|status| status.success()),
-            "kill -TERM {pid}"
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("ascribe serve ignored SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Unflagged {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 #[test]
 fn configuration_is_checked_before_serving() {
     let setup = Setup::new();
@@ -1166,7 +1050,8 @@ fn configuration_is_checked_before_serving() {
         ("1000".into(), "file".into())
     );
 
-    let mut server = Unflagged::start(&ascribe, &["--config", file_text, "serve"]);
+    // No `--listen`: the address comes from the configuration file.
+    let mut server = Server::spawn(&ascribe, &["--config", file_text, "serve"], &[]);
     assert!(
         server.base.starts_with("http://127.0.0.1:"),
         "{}",

@@ -24,7 +24,7 @@ use sha2::{Digest as _, Sha256};
 /// The pins, compiled in so that a change to them rebuilds this test and its venv.
 mod common;
 
-use common::{Ascribe, Server};
+use common::{register_scenarios, Ascribe, Scenario, Server};
 
 const REQUIREMENTS: &str = include_str!("sdk/requirements.txt");
 /// The variable the Anthropic deployments read their provider key from.
@@ -126,14 +126,6 @@ fn sdk_python() -> PathBuf {
         );
     }
     venv.join("bin/python")
-}
-
-/// A stand-in scenario behind one deployment and one alias of the caller's choosing.
-struct Scenario {
-    alias: &'static str,
-    upstream_model: &'static str,
-    dialect: &'static str,
-    expect_served: &'static str,
 }
 
 const SCENARIOS: [Scenario; 5] = [
@@ -276,45 +268,6 @@ fn expectations() -> BTreeMap<&'static str, Option<Expected>> {
     ])
 }
 
-/// Registers every scenario with the CLI, as an administrator would.
-fn register(ascribe: &Ascribe<'_>, upstream: &StandInUpstream) {
-    let base_url = upstream.base_url();
-    for scenario in &SCENARIOS {
-        let name = scenario.upstream_model;
-        let checkpoint = format!("standin:{name}");
-        ascribe.ok(&[
-            "checkpoint",
-            "register",
-            "--provider",
-            "standin",
-            "--snapshot",
-            name,
-            "--json",
-        ]);
-        let mut deployment = vec![
-            "deployment",
-            "register",
-            name,
-            "--checkpoint",
-            &checkpoint,
-            "--dialect",
-            scenario.dialect,
-            "--base-url",
-            &base_url,
-            "--upstream-model",
-            name,
-            "--expect-served",
-            scenario.expect_served,
-            "--json",
-        ];
-        if scenario.dialect == "anthropic" {
-            deployment.extend(["--api-key-env", ANTHROPIC_KEY_VARIABLE]);
-        }
-        ascribe.ok(&deployment);
-        ascribe.ok(&["alias", "create", scenario.alias, "--to", name, "--json"]);
-    }
-}
-
 /// Runs one SDK script against the gateway and returns its lines, by call.
 fn run_script(python: &Path, script: &str, server: &Server, token: &str) -> Vec<Value> {
     let output = Command::new(python)
@@ -435,11 +388,14 @@ fn official_sdks_call_the_gateway_and_the_ledger_names_what_served_them() {
         home: home.path(),
         db: "sqlite://ledger.db".to_owned(),
     };
-    ascribe.ok(&["init", "--json"]);
-    let key = ascribe.ok(&["key", "create", "app", "--role", "caller", "--json"]);
-    let token = key["token"].as_str().expect("token").to_owned();
+    let token = ascribe.init_with_caller_key("app");
     let upstream = StandInUpstream::start().expect("stand-in starts");
-    register(&ascribe, &upstream);
+    register_scenarios(
+        &ascribe,
+        &upstream.base_url(),
+        &SCENARIOS,
+        ANTHROPIC_KEY_VARIABLE,
+    );
 
     let mut server = Server::start(&ascribe, &[], &[(ANTHROPIC_KEY_VARIABLE, "sk-ant-standin")]);
     let mut lines = run_script(&python, "openai_calls.py", &server, &token);

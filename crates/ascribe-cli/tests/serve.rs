@@ -128,16 +128,7 @@ fn one_inference_through_serve(
     ascribe: &Ascribe<'_>,
 ) -> (ascribe_gateway::testing::StandInUpstream, String) {
     let upstream = ascribe_gateway::testing::StandInUpstream::start().expect("stand-in");
-    ascribe.ok(&["init", "--json"]);
-    let key = ascribe.ok(&[
-        "key",
-        "create",
-        "risk-service",
-        "--role",
-        "caller",
-        "--json",
-    ]);
-    let token = key["token"].as_str().expect("token").to_owned();
+    let token = ascribe.init_with_caller_key("risk-service");
     ascribe.ok(&[
         "checkpoint",
         "register",

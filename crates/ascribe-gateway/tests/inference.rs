@@ -5,7 +5,6 @@ mod common;
 
 use std::time::Duration;
 
-use ascribe_gateway::testing::StandInUpstream;
 use ascribe_gateway::GatewayConfig;
 use ascribe_inference::Receipt;
 use ascribe_ledger::NoteSigner;
@@ -13,82 +12,54 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use serde_json::{json, Value};
 
-use common::{Gateway, Store};
+use common::{Gateway, StandInBench, Store};
 
-const ANTHROPIC_KEY_VARIABLE: &str = "ASCRIBE_TEST_STANDIN_ANTHROPIC_KEY";
-
-/// A gateway whose deployments point at a stand-in upstream, one per scenario, each behind
-/// an alias of the same name.
-struct Bench {
-    gateway: Gateway,
-    _upstream: StandInUpstream,
-}
-
-fn bench(store: Store) -> Bench {
-    std::env::set_var(ANTHROPIC_KEY_VARIABLE, "sk-ant-standin");
+/// Every stand-in scenario behind a gateway with a one-second upstream timeout.
+fn bench(store: Store) -> StandInBench {
     let config = GatewayConfig {
         upstream_timeout: Duration::from_secs(1),
         ..GatewayConfig::default()
     };
-    let gateway = Gateway::start_with(store, config);
-    let upstream = StandInUpstream::start().expect("stand-in starts");
     let scenarios = [
-        ("openai-chat", "openai-compatible", "gpt-4o-2024-08-06"),
+        (
+            "openai-chat",
+            "openai-compatible",
+            Some("gpt-4o-2024-08-06"),
+        ),
         (
             "openai-chat-cut",
             "openai-compatible",
-            "gpt-4o-mini-2024-07-18",
+            Some("gpt-4o-mini-2024-07-18"),
         ),
-        ("openai-responses", "openai-compatible", "gpt-4o-2024-08-06"),
+        (
+            "openai-responses",
+            "openai-compatible",
+            Some("gpt-4o-2024-08-06"),
+        ),
         (
             "openai-embeddings",
             "openai-compatible",
-            "text-embedding-3-small",
+            Some("text-embedding-3-small"),
         ),
         (
             "openai-rate-limited",
             "openai-compatible",
-            "gpt-4o-2024-08-06",
+            Some("gpt-4o-2024-08-06"),
         ),
-        ("garbage", "openai-compatible", "gpt-4o-2024-08-06"),
-        ("slow", "openai-compatible", "gpt-4o-2024-08-06"),
+        ("garbage", "openai-compatible", Some("gpt-4o-2024-08-06")),
+        ("slow", "openai-compatible", Some("gpt-4o-2024-08-06")),
         (
             "anthropic-messages",
             "anthropic",
-            "claude-sonnet-4-5-20250929",
+            Some("claude-sonnet-4-5-20250929"),
         ),
         (
             "anthropic-overloaded",
             "anthropic",
-            "claude-sonnet-4-5-20250929",
+            Some("claude-sonnet-4-5-20250929"),
         ),
     ];
-    for (scenario, dialect, served) in scenarios {
-        gateway.post_ok(
-            "/admin/v1/checkpoints",
-            json!({"provider": "standin", "snapshot": scenario}),
-            201,
-        );
-        let deployment = json!({
-            "name": scenario,
-            "checkpoint": format!("standin:{scenario}"),
-            "dialect": dialect,
-            "base_url": upstream.base_url(),
-            "upstream_model": scenario,
-            "expect_served": served,
-            "api_key_env": (dialect == "anthropic").then_some(ANTHROPIC_KEY_VARIABLE),
-        });
-        gateway.post_ok("/admin/v1/deployments", deployment, 201);
-        gateway.post_ok(
-            "/admin/v1/aliases",
-            json!({"name": scenario, "deployment": scenario}),
-            201,
-        );
-    }
-    Bench {
-        gateway,
-        _upstream: upstream,
-    }
+    StandInBench::start(store, config, &scenarios)
 }
 
 fn call(
@@ -460,7 +431,7 @@ fn full_retention_keeps_request_and_response_bodies_by_digest(store: Store) {
     let gateway = &bench.gateway;
     let deployment = json!({
         "name": "kept", "checkpoint": "standin:openai-chat", "dialect": "openai-compatible",
-        "base_url": bench._upstream.base_url(), "upstream_model": "openai-chat",
+        "base_url": bench.upstream.base_url(), "upstream_model": "openai-chat",
         "expect_served": "gpt-4o-2024-08-06", "retention": "full",
     });
     gateway.post_ok("/admin/v1/deployments", deployment, 201);
@@ -518,7 +489,7 @@ fn azure_deployments_are_called_by_deployment_name_with_an_api_key(store: Store)
     );
     let deployment = json!({
         "name": "azure-east", "checkpoint": "azure:gpt-4o-2024-11-20", "dialect": "azure-openai",
-        "base_url": format!("{}?api-version=2024-10-21", bench._upstream.root_url()),
+        "base_url": format!("{}?api-version=2024-10-21", bench.upstream.root_url()),
         "upstream_model": "gpt-4o-2024-11-20", "api_key_env": "ASCRIBE_TEST_STANDIN_AZURE_KEY",
     });
     gateway.post_ok("/admin/v1/deployments", deployment, 201);
@@ -599,7 +570,7 @@ fn a_self_hosted_server_echoing_the_model_name_discloses_nothing(store: Store) {
     );
     let deployment = json!({
         "name": "echo", "checkpoint": "standin:echo", "dialect": "openai-compatible",
-        "base_url": bench._upstream.base_url(), "upstream_model": "echo",
+        "base_url": bench.upstream.base_url(), "upstream_model": "echo",
     });
     gateway.post_ok("/admin/v1/deployments", deployment, 201);
     gateway.post_ok(

@@ -16,16 +16,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ascribe_gateway::testing::StandInUpstream;
 use ascribe_gateway::GatewayConfig;
 use ascribe_store::{DatabaseLocation, PostgresBackend, SqliteBackend};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 
-use common::{Gateway, Store};
-
-const ANTHROPIC_KEY_VARIABLE: &str = "ASCRIBE_TEST_STANDIN_ANTHROPIC_KEY";
+use common::{Gateway, StandInBench, Store};
 
 /// An alias the registry does not know.
 const UNKNOWN_ALIAS: &str = "no-such-alias";
@@ -47,41 +44,14 @@ const SCENARIOS: [(&str, &str, Option<&str>); 8] = [
     ("anthropic-overloaded", "anthropic", Some(CLAUDE)),
 ];
 
-/// A gateway whose aliases point at a stand-in upstream, with an upstream timeout short
-/// enough for the `slow` scenario to time out quickly.
-struct Bench {
-    gateway: Gateway,
-    _upstream: StandInUpstream,
-}
-
-fn bench(store: Store) -> Bench {
-    std::env::set_var(ANTHROPIC_KEY_VARIABLE, "sk-ant-standin");
+/// The stand-in scenarios behind a gateway with an upstream timeout short enough for the
+/// `slow` scenario to time out quickly.
+fn bench(store: Store) -> StandInBench {
     let config = GatewayConfig {
         upstream_timeout: Duration::from_millis(500),
         ..GatewayConfig::default()
     };
-    let gateway = Gateway::start_with(store, config);
-    let upstream = StandInUpstream::start().expect("stand-in starts");
-    for (scenario, dialect, served) in SCENARIOS {
-        let checkpoint = json!({"provider": "standin", "snapshot": scenario});
-        gateway.post_ok("/admin/v1/checkpoints", checkpoint, 201);
-        let deployment = json!({
-            "name": scenario,
-            "checkpoint": format!("standin:{scenario}"),
-            "dialect": dialect,
-            "base_url": upstream.base_url(),
-            "upstream_model": scenario,
-            "expect_served": served,
-            "api_key_env": (dialect == "anthropic").then_some(ANTHROPIC_KEY_VARIABLE),
-        });
-        gateway.post_ok("/admin/v1/deployments", deployment, 201);
-        let alias = json!({"name": scenario, "deployment": scenario});
-        gateway.post_ok("/admin/v1/aliases", alias, 201);
-    }
-    Bench {
-        gateway,
-        _upstream: upstream,
-    }
+    StandInBench::start(store, config, &SCENARIOS)
 }
 
 /// What the test saw of the calls it made, as the metrics should count them.

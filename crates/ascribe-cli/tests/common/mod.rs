@@ -34,6 +34,13 @@ impl Ascribe<'_> {
         command
     }
 
+    /// Initialises the ledger and creates a caller key named `name`; returns its token.
+    pub fn init_with_caller_key(&self, name: &str) -> String {
+        self.ok(&["init", "--json"]);
+        let key = self.ok(&["key", "create", name, "--role", "caller", "--json"]);
+        key["token"].as_str().expect("a token").to_owned()
+    }
+
     /// Runs a command that must succeed; returns its JSON output, or `null` for text.
     pub fn ok(&self, args: &[&str]) -> Value {
         let output = self.command(args).output().expect("ascribe runs");
@@ -58,10 +65,16 @@ impl Server {
     /// Starts on a port the kernel picks, with `env` added to its environment, and waits for
     /// the address it prints.
     pub fn start(ascribe: &Ascribe<'_>, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let log = ascribe.home.join("serve.log");
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        let mut command = ascribe.command(&args);
+        Server::spawn(ascribe, &args, env)
+    }
+
+    /// Runs `ascribe ARGS` (a command line that serves, flags as given) with `env` added to
+    /// its environment, and waits for the address it prints.
+    pub fn spawn(ascribe: &Ascribe<'_>, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let log = ascribe.home.join("serve.log");
+        let mut command = ascribe.command(args);
         command
             .env("ASCRIBE_LOG_LEVEL", "info")
             .envs(env.iter().copied());
@@ -126,5 +139,59 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// One alias of a test registry: the name callers send, the stand-in scenario behind it
+/// (its upstream model), the deployment's dialect and the served model it expects.
+pub struct Scenario {
+    pub alias: &'static str,
+    pub upstream_model: &'static str,
+    pub dialect: &'static str,
+    pub expect_served: &'static str,
+}
+
+/// Registers every scenario with the CLI, as an administrator would: a checkpoint
+/// `standin:{upstream_model}`, a deployment of that name at `base_url` (anthropic ones
+/// reading their provider key from `anthropic_key_variable`), and the alias.
+pub fn register_scenarios(
+    ascribe: &Ascribe<'_>,
+    base_url: &str,
+    scenarios: &[Scenario],
+    anthropic_key_variable: &str,
+) {
+    for scenario in scenarios {
+        let name = scenario.upstream_model;
+        let checkpoint = format!("standin:{name}");
+        ascribe.ok(&[
+            "checkpoint",
+            "register",
+            "--provider",
+            "standin",
+            "--snapshot",
+            name,
+            "--json",
+        ]);
+        let mut deployment = vec![
+            "deployment",
+            "register",
+            name,
+            "--checkpoint",
+            &checkpoint,
+            "--dialect",
+            scenario.dialect,
+            "--base-url",
+            base_url,
+            "--upstream-model",
+            name,
+            "--expect-served",
+            scenario.expect_served,
+            "--json",
+        ];
+        if scenario.dialect == "anthropic" {
+            deployment.extend(["--api-key-env", anthropic_key_variable]);
+        }
+        ascribe.ok(&deployment);
+        ascribe.ok(&["alias", "create", scenario.alias, "--to", name, "--json"]);
     }
 }

@@ -6,6 +6,7 @@
 #![allow(dead_code)] // Each test file uses a different part of these helpers.
 
 use ascribe_access::{create_key, new_token, revoke_key, Role};
+use ascribe_gateway::testing::StandInUpstream;
 use ascribe_gateway::AppState;
 use ascribe_ledger::NoteSigner;
 use ascribe_store::{
@@ -15,7 +16,7 @@ use ascribe_store::{
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tower::ServiceExt as _;
 
 /// Which database the ledger lives in.
@@ -306,4 +307,48 @@ pub fn two_deployments_and_an_alias(gateway: &Gateway) -> (&'static str, &'stati
         201,
     );
     (may, aug)
+}
+
+/// The variable anthropic-dialect stand-in deployments take their provider key from.
+pub const ANTHROPIC_KEY_VARIABLE: &str = "ASCRIBE_TEST_STANDIN_ANTHROPIC_KEY";
+
+/// A stand-in scenario to register: its name (the upstream model that picks the scenario),
+/// the deployment's dialect and the served model it expects (`None`: no expectation).
+pub type Scenario<'a> = (&'a str, &'a str, Option<&'a str>);
+
+/// A gateway whose deployments point at a stand-in upstream, one per scenario, each behind
+/// an alias of the same name; the stand-in stops when this is dropped.
+pub struct StandInBench {
+    pub gateway: Gateway,
+    pub upstream: StandInUpstream,
+}
+
+impl StandInBench {
+    /// Registers every scenario as a checkpoint `standin:{name}`, a deployment and an alias.
+    pub fn start(
+        store: Store,
+        config: ascribe_gateway::GatewayConfig,
+        scenarios: &[Scenario<'_>],
+    ) -> StandInBench {
+        std::env::set_var(ANTHROPIC_KEY_VARIABLE, "sk-ant-standin");
+        let gateway = Gateway::start_with(store, config);
+        let upstream = StandInUpstream::start().expect("stand-in starts");
+        for &(scenario, dialect, served) in scenarios {
+            let checkpoint = json!({"provider": "standin", "snapshot": scenario});
+            gateway.post_ok("/admin/v1/checkpoints", checkpoint, 201);
+            let deployment = json!({
+                "name": scenario,
+                "checkpoint": format!("standin:{scenario}"),
+                "dialect": dialect,
+                "base_url": upstream.base_url(),
+                "upstream_model": scenario,
+                "expect_served": served,
+                "api_key_env": (dialect == "anthropic").then_some(ANTHROPIC_KEY_VARIABLE),
+            });
+            gateway.post_ok("/admin/v1/deployments", deployment, 201);
+            let alias = json!({"name": scenario, "deployment": scenario});
+            gateway.post_ok("/admin/v1/aliases", alias, 201);
+        }
+        StandInBench { gateway, upstream }
+    }
 }
