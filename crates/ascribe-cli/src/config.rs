@@ -359,18 +359,18 @@ impl Config {
         Ok(())
     }
 
-    /// The gateway's settings.
+    /// The gateway's settings, from a configuration [`Config::validate`] accepted.
     pub fn gateway(&self) -> ascribe_gateway::GatewayConfig {
         let probe = self.probe.interval;
         ascribe_gateway::GatewayConfig {
             connect_timeout: self.upstream.connect_timeout,
-            upstream_timeout: self.upstream.timeout.max(Duration::from_millis(1)),
+            upstream_timeout: self.upstream.timeout,
             max_upstream_body: self.upstream.max_response_bytes,
             max_request_body: self.limits.max_request_bytes,
             probe_interval: (!probe.is_zero()).then_some(probe),
-            tree_head_interval: self.ledger.tree_head_interval.max(Duration::from_millis(1)),
-            max_batch: self.ledger.max_batch.max(1),
-            max_readers: self.limits.max_concurrent_reads.max(1),
+            tree_head_interval: self.ledger.tree_head_interval,
+            max_batch: self.ledger.max_batch,
+            max_readers: self.limits.max_concurrent_reads,
             metrics: self.metrics.enabled,
             shutdown_grace: self.shutdown.grace_period,
         }

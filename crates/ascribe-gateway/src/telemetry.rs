@@ -236,6 +236,45 @@ pub enum TelemetryError {
     Exporter(String),
 }
 
+/// Where and how spans are exported, as the standard `OTEL_EXPORTER_OTLP_*` variables say.
+#[derive(Debug)]
+pub struct OtlpTarget {
+    /// `http/protobuf` (the default) or `http/json`.
+    pub protocol: &'static str,
+    /// The URL spans are posted to.
+    pub endpoint: String,
+}
+
+impl OtlpTarget {
+    /// Reads the protocol (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`) and the endpoint (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
+    /// else `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`, else `http://localhost:4318/v1/traces`);
+    /// refuses a protocol this build does not speak.
+    pub fn from_env() -> Result<OtlpTarget, TelemetryError> {
+        let protocol = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+            .unwrap_or_else(|_| "http/protobuf".to_owned());
+        let protocol = match protocol.as_str() {
+            "http/protobuf" => "http/protobuf",
+            "http/json" => "http/json",
+            other => return Err(TelemetryError::Protocol(other.to_owned())),
+        };
+        let endpoint = std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .or_else(|_| {
+                std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").map(|base| base + "/v1/traces")
+            })
+            .unwrap_or_else(|_| "http://localhost:4318/v1/traces".to_owned());
+        Ok(OtlpTarget { protocol, endpoint })
+    }
+
+    /// Whether the endpoint is an `http://` or `https://` URL with a host, which the
+    /// exporter needs; anything else silently exports nothing.
+    pub fn endpoint_is_http(&self) -> bool {
+        reqwest::Url::parse(&self.endpoint)
+            .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+    }
+}
+
 /// Exports spans over OTLP/HTTP until [`OtlpGuard::shutdown`]: endpoint, headers, timeout and
 /// compression from the standard `OTEL_EXPORTER_OTLP_*` variables (default
 /// `http://localhost:4318/v1/traces`), the protocol from `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`
@@ -245,13 +284,9 @@ pub enum TelemetryError {
 pub fn install_otlp() -> Result<OtlpGuard, TelemetryError> {
     use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 
-    let protocol = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
-        .unwrap_or_else(|_| "http/protobuf".to_owned());
-    let protocol = match protocol.as_str() {
-        "http/protobuf" => Protocol::HttpBinary,
+    let protocol = match OtlpTarget::from_env()?.protocol {
         "http/json" => Protocol::HttpJson,
-        other => return Err(TelemetryError::Protocol(other.to_owned())),
+        _ => Protocol::HttpBinary,
     };
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()

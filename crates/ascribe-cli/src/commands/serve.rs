@@ -167,25 +167,15 @@ fn listen_address(listen: &str) -> anyhow::Result<String> {
 
 /// The OTLP protocol and endpoint the standard variables name.
 fn otlp_settings() -> anyhow::Result<String> {
-    let protocol = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
-        .unwrap_or_else(|_| "http/protobuf".to_owned());
-    if protocol != "http/protobuf" && protocol != "http/json" {
-        anyhow::bail!("OTEL_EXPORTER_OTLP_PROTOCOL `{protocol}`: use http/protobuf or http/json");
-    }
-    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").map(|base| base + "/v1/traces"))
-        .unwrap_or_else(|_| "http://localhost:4318/v1/traces".to_owned());
-    let url = reqwest::Url::parse(&endpoint)
-        .ok()
-        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some());
-    if url.is_none() {
+    let target = ascribe_gateway::telemetry::OtlpTarget::from_env()?;
+    if !target.endpoint_is_http() {
         anyhow::bail!(
-            "the OTLP endpoint `{endpoint}` is not an http:// or https:// URL; set \
-             OTEL_EXPORTER_OTLP_ENDPOINT to one, such as http://127.0.0.1:4318"
+            "the OTLP endpoint `{}` is not an http:// or https:// URL; set \
+             OTEL_EXPORTER_OTLP_ENDPOINT to one, such as http://127.0.0.1:4318",
+            target.endpoint
         );
     }
-    Ok(format!("{protocol} to {endpoint}"))
+    Ok(format!("{} to {}", target.protocol, target.endpoint))
 }
 
 /// Says at start which deployments cannot be called because their provider key variable is
