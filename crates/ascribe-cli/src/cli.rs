@@ -441,6 +441,13 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "PATH")]
     pub export: Option<PathBuf>,
 
+    /// Also fail when entries follow the latest signed tree head, naming the first of them.
+    ///
+    /// For a ledger whose writers have stopped: `ascribe serve` signs a head when it stops,
+    /// so an unsigned tail is left by a crash or was added behind the writers' backs.
+    #[arg(long, conflicts_with = "export")]
+    pub all_signed: bool,
+
     /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
@@ -582,6 +589,11 @@ pub enum ReceiptCommand {
         /// Trust the public key in FILE (default: `<home>/ledger.pub`).
         #[arg(long, value_name = "FILE")]
         public_key: Option<PathBuf>,
+        /// Also check that the ledger (`--db`) still holds the entry: its `seq` and leaf hash
+        /// must have an inclusion proof in the latest signed tree head, and the stored entry
+        /// must hash to that leaf.
+        #[arg(long)]
+        against_ledger: bool,
         /// Output format.
         #[command(flatten)]
         output: OutputArgs,

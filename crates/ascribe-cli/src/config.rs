@@ -120,6 +120,13 @@ pub const FIELDS: &[Field] = &[
         doc: "Most entries committed in one ledger transaction (group commit).",
     },
     Field {
+        path: "ledger.lock_timeout",
+        default: Some("\"5s\""),
+        doc: "How long the gateway's ledger writer waits for a lock another connection \
+              holds (SQLite's busy timeout, PostgreSQL's lock_timeout) before the write \
+              fails and its callers get a 503.",
+    },
+    Field {
         path: "metrics.enabled",
         default: Some("true"),
         doc: "Whether GET /metrics answers (Prometheus text format, no key needed).",
@@ -232,6 +239,9 @@ pub struct LedgerSection {
     pub tree_head_interval: Duration,
     /// Entries per transaction at most.
     pub max_batch: usize,
+    /// How long the writer waits for a lock held elsewhere.
+    #[serde(with = "duration")]
+    pub lock_timeout: Duration,
 }
 
 /// `[metrics]`.
@@ -280,6 +290,7 @@ impl Default for Config {
             ledger: LedgerSection {
                 tree_head_interval: gateway.tree_head_interval,
                 max_batch: gateway.max_batch,
+                lock_timeout: gateway.ledger_lock_timeout,
             },
             metrics: MetricsSection {
                 enabled: gateway.metrics,
@@ -330,6 +341,7 @@ impl Config {
             ("upstream.connect_timeout", self.upstream.connect_timeout),
             ("upstream.timeout", self.upstream.timeout),
             ("ledger.tree_head_interval", self.ledger.tree_head_interval),
+            ("ledger.lock_timeout", self.ledger.lock_timeout),
         ];
         for (path, value) in positive_durations {
             if value.is_zero() {
@@ -370,6 +382,7 @@ impl Config {
             probe_interval: (!probe.is_zero()).then_some(probe),
             tree_head_interval: self.ledger.tree_head_interval,
             max_batch: self.ledger.max_batch,
+            ledger_lock_timeout: self.ledger.lock_timeout,
             max_readers: self.limits.max_concurrent_reads,
             metrics: self.metrics.enabled,
             shutdown_grace: self.shutdown.grace_period,

@@ -30,11 +30,11 @@ use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::trace::v1::{span, status, Span};
 use prost::Message as _;
 use reqwest::blocking::Client;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 mod common;
 
-use common::{register_scenarios, Ascribe, Scenario, Server};
+use common::{Ascribe, Scenario, Server, CHAT, CLAUDE, PACED};
 
 /// The variable the Anthropic deployment reads its provider key from, and that key.
 const PROVIDER_KEY_VARIABLE: &str = "OPERABILITY_TEST_ANTHROPIC_API_KEY";
@@ -50,30 +50,15 @@ const CHAT_STREAM_SERVED: &str = "gpt-4o-mini-2024-07-18";
 const CLAUDE_SERVED: &str = "claude-sonnet-4-5-20250929";
 
 const SCENARIOS: &[Scenario] = &[
-    Scenario {
-        alias: "chat-v1",
-        upstream_model: "openai-chat",
-        dialect: "openai-compatible",
-        expect_served: "gpt-4o*",
-    },
-    Scenario {
-        alias: "claude-v1",
-        upstream_model: "anthropic-messages",
-        dialect: "anthropic",
-        expect_served: CLAUDE_SERVED,
-    },
+    CHAT,
+    CLAUDE,
     Scenario {
         alias: "limited-v1",
         upstream_model: "openai-rate-limited",
         dialect: "openai-compatible",
         expect_served: CHAT_SERVED,
     },
-    Scenario {
-        alias: "paced-v1",
-        upstream_model: "paced",
-        dialect: "openai-compatible",
-        expect_served: "gpt-4o*",
-    },
+    PACED,
 ];
 
 /// The checkpoint id registered for a scenario.
@@ -98,13 +83,8 @@ impl Setup {
         let home = tempfile::tempdir().expect("tempdir");
         let upstream = StandInUpstream::start().expect("stand-in starts");
         let ascribe = ascribe_in(home.path());
-        let token = ascribe.init_with_caller_key("risk-service");
-        register_scenarios(
-            &ascribe,
-            &upstream.base_url(),
-            SCENARIOS,
-            PROVIDER_KEY_VARIABLE,
-        );
+        let token =
+            ascribe.init_with_scenarios(&upstream.base_url(), SCENARIOS, PROVIDER_KEY_VARIABLE);
         Setup {
             home,
             upstream,
@@ -125,10 +105,7 @@ fn ascribe_in(home: &Path) -> Ascribe<'_> {
 }
 
 fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(15))
-        .build()
-        .expect("client")
+    common::load::client(Duration::from_secs(15))
 }
 
 /// What a caller got back.
@@ -163,54 +140,16 @@ fn infer(
     prompt: &str,
     headers: &[(&str, &str)],
 ) -> reqwest::Result<Answer> {
-    let messages = json!([{"role": "user", "content": prompt}]);
-    let mut request = match alias.starts_with("claude") {
-        true => client
-            .post(format!("{base}/v1/messages"))
-            .header("x-api-key", token)
-            .header("anthropic-version", "2023-06-01")
-            .json(&json!({"model": alias, "max_tokens": 16, "stream": stream,
-                          "messages": messages})),
-        false => client
-            .post(format!("{base}/v1/chat/completions"))
-            .bearer_auth(token)
-            .json(&json!({"model": alias, "stream": stream, "messages": messages})),
-    };
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send()?;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned)
-    };
-    let (inference_id, checkpoint) = (header("ascribe-inference-id"), header("ascribe-checkpoint"));
-    let status = response.status().as_u16();
-    let (body, whole) = match response.text() {
-        Ok(body) => (body, true),
-        Err(_) => (String::new(), false),
-    };
-    let whole = whole && (!stream || status != 200 || stream_ended(alias, &body));
+    let reply = common::load::infer(client, base, token, alias, stream, prompt, headers)?;
     Ok(Answer {
         alias,
         stream,
-        status,
-        inference_id,
-        checkpoint,
-        body,
-        whole,
+        status: reply.status,
+        inference_id: reply.header("ascribe-inference-id"),
+        checkpoint: reply.header("ascribe-checkpoint"),
+        body: reply.body,
+        whole: reply.whole,
     })
-}
-
-/// Whether a streamed body holds its dialect's terminal event.
-fn stream_ended(alias: &str, body: &str) -> bool {
-    match alias.starts_with("claude") {
-        true => body.contains("event: message_stop"),
-        false => body.trim_end().ends_with("data: [DONE]"),
-    }
 }
 
 /// `infer` that must get an answer.
@@ -955,6 +894,7 @@ const FIELDS: &[&str] = &[
     "probe.interval",
     "ledger.tree_head_interval",
     "ledger.max_batch",
+    "ledger.lock_timeout",
     "metrics.enabled",
     "telemetry.otlp_traces",
     "shutdown.grace_period",

@@ -63,6 +63,13 @@ pub enum Error {
         /// The JSON type found instead.
         found: &'static str,
     },
+    /// A member the gateway acts on (`stream`, `metadata`, `metadata.ascribe_decision`) is
+    /// in the body more than once.
+    #[error("request has `{name}` more than once; send it once")]
+    DuplicateMember {
+        /// The member, as a path from the top.
+        name: &'static str,
+    },
     /// The caller's endpoint and the deployment's upstream are different dialects.
     #[error(
         "{api} cannot be served through the {upstream} dialect; no translation between dialects"
@@ -130,6 +137,7 @@ impl Error {
             | Error::StreamNotSupported { .. }
             | Error::MetadataNotObject { .. }
             | Error::DecisionNotString { .. }
+            | Error::DuplicateMember { .. }
             | Error::DialectMismatch { .. } => ErrorKind::InvalidRequest,
             Error::UnknownUpstream { .. }
             | Error::MissingApiKey { .. }

@@ -34,7 +34,10 @@ pub struct InferenceRequest {
 /// boolean. `metadata`, if present and not `null`, must be an object; its
 /// `ascribe_decision` member, if present and not `null` or empty, must be a string and
 /// becomes the decision reference. The same key is read on every endpoint, Anthropic's
-/// included, and is always removed before the body goes upstream.
+/// included, and is always removed before the body goes upstream. `stream`, `metadata` and
+/// `metadata.ascribe_decision` may each appear once: sent twice, the gateway and an
+/// upstream could each act on a different one. (`model` may repeat: every copy is
+/// rewritten.)
 pub fn parse_request(api: Api, body: &[u8]) -> Result<InferenceRequest, Error> {
     if json_scan::nesting_depth(body) > MAX_NESTING_DEPTH {
         return Err(Error::TooDeep {
@@ -49,6 +52,7 @@ pub fn parse_request(api: Api, body: &[u8]) -> Result<InferenceRequest, Error> {
         });
     };
 
+    refuse_duplicates(body)?;
     let model = read_model(&object)?;
     let stream = read_stream(&object)?;
     if stream && api == Api::Embeddings {
@@ -166,6 +170,30 @@ fn rebuild_body(body: &[u8], upstream_model: &str) -> Vec<u8> {
     serde_json::to_vec(&object).unwrap_or_else(|_| body.to_vec())
 }
 
+/// Refuses a body that sends a member the gateway acts on, and does not rewrite, twice.
+fn refuse_duplicates(body: &[u8]) -> Result<(), Error> {
+    let Some(members) = json_scan::top_level_members(body) else {
+        return Ok(());
+    };
+    let twice = |members: &[Member], name: &str| {
+        members.iter().filter(|member| member.key == name).count() > 1
+    };
+    for name in ["stream", "metadata"] {
+        if twice(&members, name) {
+            return Err(Error::DuplicateMember { name });
+        }
+    }
+    for metadata in members.iter().filter(|member| member.key == "metadata") {
+        let inner = json_scan::object_members(body, metadata.value.start).unwrap_or_default();
+        if twice(&inner, DECISION_METADATA_KEY) {
+            return Err(Error::DuplicateMember {
+                name: "metadata.ascribe_decision",
+            });
+        }
+    }
+    Ok(())
+}
+
 fn read_model(object: &Map<String, Value>) -> Result<String, Error> {
     match object.get("model") {
         None => Err(Error::MissingModel),
@@ -221,5 +249,34 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_the_gateway_acts_on_are_refused_twice() {
+        let cases = [
+            (r#"{"model":"v1","stream":false,"stream":true}"#, "stream"),
+            (r#"{"model":"v1","metadata":{},"metadata":{}}"#, "metadata"),
+            (
+                r#"{"model":"v1","metadata":{"ascribe_decision":"a","ascribe\u005fdecision":"b"}}"#,
+                "metadata.ascribe_decision",
+            ),
+        ];
+        for (body, member) in cases {
+            let error = parse_request(Api::ChatCompletions, body.as_bytes()).err();
+            assert!(
+                matches!(error, Some(Error::DuplicateMember { name }) if name == member),
+                "{body}: {error:?}"
+            );
+        }
+        let twice = parse_request(Api::ChatCompletions, br#"{"model":"a","model":"v1"}"#);
+        assert_eq!(
+            twice.map(|request| request.model().to_owned()).ok(),
+            Some("v1".into())
+        );
     }
 }

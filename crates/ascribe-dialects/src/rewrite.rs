@@ -94,7 +94,10 @@ fn event_model_path(api: Api) -> &'static [&'static str] {
 
 /// Rewrites every non-empty string at `path` (object keys from the top) to `name`.
 fn rewrite_at_path(bytes: &[u8], path: &[&str], name: &str) -> Vec<u8> {
-    if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+    // `IgnoredAny` skips strings without checking their UTF-8, so that is checked first.
+    let is_json = std::str::from_utf8(bytes).is_ok()
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+    if !is_json {
         return bytes.to_vec();
     }
     let mut edits = Vec::new();
@@ -123,5 +126,20 @@ fn collect_edits(
         } else if let Some(inner) = json_scan::object_members(bytes, member.value.start) {
             collect_edits(bytes, &inner, tail, replacement, edits);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `identity` fuzz target: invalid UTF-8 in a key once let an edit through.
+    #[test]
+    fn bodies_that_are_not_utf8_pass_unchanged() {
+        let body = b"{\"model\":\"gpt-4o\",\"x\x93\":1}";
+        assert_eq!(rewrite_served_model(body, "v1"), body.to_vec());
+        let json = br#"{"model":"gpt-4o","created":1e999}"#;
+        let rewritten = rewrite_served_model(json, "v1");
+        assert_eq!(rewritten, br#"{"model":"v1","created":1e999}"#.to_vec());
     }
 }

@@ -26,6 +26,7 @@ use axum::Router;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -110,6 +111,7 @@ pub(crate) struct Metrics {
     identity: Family<StateLabel, Counter>,
     observations: Family<KindLabel, Counter>,
     completions: Family<CompletedLabel, Counter>,
+    alive_tasks: Gauge,
 }
 
 /// Seconds from 50 µs to about 26 s: gateway overhead and ledger commits.
@@ -213,6 +215,13 @@ impl Metrics {
             "Inference spans the OTLP exporter could not deliver (only when export is on)",
             crate::telemetry::SPANS_DROPPED.clone(),
         );
+        let alive_tasks = Gauge::default();
+        registry.register(
+            "ascribe_runtime_alive_tasks",
+            "Tasks alive on the gateway's async runtime when this page was made: connections, \
+             requests, stream relays and background work (a steady climb is a leak)",
+            alive_tasks.clone(),
+        );
         // Counters an alert watches exist from the start, at zero, so that "no data" never
         // stands for "none happened".
         for refusal in [Refusal::LedgerWrite, Refusal::LedgerRead] {
@@ -247,6 +256,7 @@ impl Metrics {
             identity,
             observations,
             completions,
+            alive_tasks,
         }
     }
 
@@ -328,8 +338,13 @@ impl Metrics {
         self.ledger_failures.inc();
     }
 
-    /// Everything, in the OpenMetrics text format.
+    /// Everything, in the OpenMetrics text format; the gauges read now.
     fn encode(&self) -> Result<String, std::fmt::Error> {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let alive = runtime.metrics().num_alive_tasks();
+            self.alive_tasks
+                .set(i64::try_from(alive).unwrap_or(i64::MAX));
+        }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)
@@ -423,5 +438,27 @@ mod tests {
             Some(3.0)
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn alive_tasks_are_read_from_the_runtime_when_encoded() {
+        let metrics = Metrics::new();
+        let outside = metrics.encode().expect("encodes");
+        assert_eq!(
+            line_value(&outside, "ascribe_runtime_alive_tasks "),
+            Some(0.0)
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let text = runtime.block_on(async {
+            let (_keep, waiting) = tokio::sync::oneshot::channel::<()>();
+            let tasks = (tokio::spawn(waiting), tokio::spawn(async {}));
+            let text = metrics.encode().expect("encodes");
+            drop(tasks);
+            text
+        });
+        // Both spawned tasks are alive: neither has been polled yet.
+        assert_eq!(line_value(&text, "ascribe_runtime_alive_tasks "), Some(2.0));
     }
 }

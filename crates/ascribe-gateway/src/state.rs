@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use ascribe_ledger::NoteSigner;
 use ascribe_store::{
-    open_backend, AppendError, AppendedEntry, Appender, AppenderConfig, Backend, DatabaseLocation,
-    Ledger, PendingEntry, StoreError, SystemClock, TreeHeadPolicy,
+    open_backend, open_backend_with_lock_timeout, AppendError, AppendedEntry, Appender,
+    AppenderConfig, Backend, DatabaseLocation, Ledger, PendingEntry, StoreError, SystemClock,
+    TreeHeadPolicy,
 };
 use tokio_util::task::TaskTracker;
 
@@ -35,6 +36,10 @@ pub struct GatewayConfig {
     pub tree_head_interval: Duration,
     /// Most entries the writer commits in one transaction.
     pub max_batch: usize,
+    /// How long the writer waits for a lock on the ledger that another connection holds
+    /// (SQLite's busy timeout, PostgreSQL's `lock_timeout`) before the write fails and its
+    /// callers get a 503.
+    pub ledger_lock_timeout: Duration,
     /// Read connections: at most this many reads run at once, each on a pooled connection,
     /// so a burst of requests waits briefly for a connection instead of opening new ones.
     pub max_readers: usize,
@@ -55,6 +60,7 @@ impl Default for GatewayConfig {
             probe_interval: None,
             tree_head_interval: Duration::from_secs(1),
             max_batch: 1024,
+            ledger_lock_timeout: Duration::from_secs(5),
             max_readers: 8,
             metrics: true,
             shutdown_grace: Duration::from_secs(30),
@@ -106,7 +112,7 @@ impl AppState {
         signer: NoteSigner,
         config: GatewayConfig,
     ) -> Result<AppState, StoreError> {
-        let backend = open_backend(location, false)?;
+        let backend = open_backend_with_lock_timeout(location, config.ledger_lock_timeout)?;
         let store = backend.describe();
         let policy = TreeHeadPolicy::Interval(config.tree_head_interval);
         let mut ledger = Ledger::open(backend, signer.clone(), Box::new(SystemClock), policy)?;

@@ -15,6 +15,16 @@
 //! | `echo` | a chat completion whose `model` is the name it was sent, as llama.cpp servers do |
 //! | `slow` | headers only after [`SLOW_FIRST_BYTE`] |
 //! | `paced` | the chat answer after [`PACED_FIRST_BYTE`]; its stream, [`PACED_EVENT_GAP`] apart |
+//! | `openai-server-error` | OpenAI's 500 `server_error` |
+//! | `openai-unavailable` | OpenAI's 503 "engine is currently overloaded" |
+//! | `unavailable-html` | a 503 whose body is a load balancer's HTML page |
+//! | `hang` | nothing at all for [`HANG`]: no headers |
+//! | `stall` | headers and half the chat answer, then nothing for [`HANG`] |
+//! | `trickle` | headers, then the chat answer one byte at a time, [`TRICKLE_GAP`] apart |
+//! | `stall-stream` | the first events of the chat stream, then nothing for [`HANG`] |
+//! | `cut-early` | a stream's headers and a comment, then a reset before any event |
+//! | `huge` | a 200 chat answer of [`HUGE_BODY`] bytes, whatever `stream` says |
+//! | `huge-stream` | [`HUGE_BODY`] bytes of SSE comment lines, then the chat stream |
 //! | anything else | 404 in OpenAI's shape |
 //!
 //! `GET /v1/models` lists the ids given to [`StandInUpstream::set_models`] (`standin` at
@@ -22,6 +32,11 @@
 //!
 //! The last [`REMEMBERED`] requests are kept with their headers ([`StandInUpstream::received`]),
 //! so a test can check what the gateway sent upstream: credentials, `traceparent`.
+//!
+//! [`StandInUpstream::stop_accepting`] closes its idle connections but keeps those whose
+//! answer has not ended, and [`StandInUpstream::start_at`] starts a successor on the same
+//! port: together they let a test count what a gateway holds open with no pooled
+//! keep-alive connection in the count.
 //!
 //! Azure OpenAI's path, `/openai/deployments/{deployment}/chat/completions`, answers Azure's
 //! recorded chat (or stream, with its identity-less first chunk) and identity headers when
@@ -53,6 +68,19 @@ pub const PACED_FIRST_BYTE: Duration = Duration::from_millis(200);
 /// The pause between two events of a `paced` stream.
 pub const PACED_EVENT_GAP: Duration = Duration::from_millis(50);
 
+/// How long the `hang`, `stall` and `stall-stream` upstreams keep silent: longer than any
+/// test waits.
+pub const HANG: Duration = Duration::from_secs(3600);
+
+/// The pause between two bytes of the `trickle` upstream's answer.
+pub const TRICKLE_GAP: Duration = Duration::from_millis(1);
+
+/// The size of the `huge` upstream's answer and of the `huge-stream` upstream's padding.
+pub const HUGE_BODY: usize = 8 * 1024 * 1024;
+
+/// The size of the pieces the `huge` upstreams send.
+const HUGE_PIECE: usize = 64 * 1024;
+
 macro_rules! fixture {
     ($name:literal) => {
         include_str!(concat!("../../ascribe-dialects/tests/fixtures/", $name))
@@ -64,6 +92,11 @@ const OPENAI_CHAT_STREAM: &str = fixture!("openai-chat-stream.sse");
 const OPENAI_RESPONSES: &str = fixture!("openai-responses.json");
 const OPENAI_RESPONSES_STREAM: &str = fixture!("openai-responses-stream.sse");
 const OPENAI_RATE_LIMITED: &str = fixture!("openai-error-429.json");
+const OPENAI_SERVER_ERROR: &str = fixture!("openai-error-500.json");
+const OPENAI_UNAVAILABLE: &str = concat!(
+    r#"{"error":{"message":"The engine is currently overloaded, please try again later.","#,
+    r#""type":"server_error","param":null,"code":null}}"#
+);
 const ANTHROPIC_MESSAGES: &str = fixture!("anthropic-messages.json");
 const ANTHROPIC_MESSAGES_STREAM: &str = fixture!("anthropic-messages-stream.sse");
 const ANTHROPIC_OVERLOADED: &str = fixture!("anthropic-error-529.json");
@@ -79,6 +112,7 @@ pub struct StandInUpstream {
     address: SocketAddr,
     models: Arc<Mutex<Vec<String>>>,
     received: Received,
+    stop: tokio::sync::watch::Sender<bool>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -112,11 +146,17 @@ type Received = Arc<Mutex<std::collections::VecDeque<ReceivedRequest>>>;
 impl StandInUpstream {
     /// Starts serving on a free loopback port, on a runtime of its own.
     pub fn start() -> std::io::Result<StandInUpstream> {
+        StandInUpstream::start_at(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Starts serving on `address`: a test that dropped a stand-in (which closes every
+    /// connection it held) starts its successor where deployments already point.
+    pub fn start_at(address: SocketAddr) -> std::io::Result<StandInUpstream> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()?;
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(address))?;
         let address = listener.local_addr()?;
         let models = Arc::new(Mutex::new(vec!["standin".to_owned()]));
         let listed = Arc::clone(&models);
@@ -138,11 +178,20 @@ impl StandInUpstream {
         let listener = listener.tap_io(|connection| {
             let _ = connection.set_nodelay(true);
         });
-        runtime.spawn(async move { axum::serve(listener, app).await });
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        };
+        runtime.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(signal)
+                .await
+        });
         Ok(StandInUpstream {
             address,
             models,
             received,
+            stop,
             _runtime: runtime,
         })
     }
@@ -160,6 +209,21 @@ impl StandInUpstream {
         if let Ok(mut models) = self.models.lock() {
             *models = ids.iter().map(|id| (*id).to_owned()).collect();
         }
+    }
+
+    /// Stops accepting connections and frees its port (soon after, not on return), closes
+    /// the connections that are idle between two requests, and closes each other one once
+    /// its answer is sent: a connection whose answer never ends (`hang`, `stall`) stays open
+    /// until its caller closes it. So what a gateway still holds open to a stand-in told
+    /// to stop is either an answer in flight or a connection it forgot; its idle pooled
+    /// connections are gone.
+    pub fn stop_accepting(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
     }
 
     /// The root URL, which Azure deployments point at: `http://127.0.0.1:PORT`.
@@ -256,6 +320,43 @@ async fn answer(body: Bytes) -> Response {
             json(200, OPENAI_CHAT)
         }
         ("paced", true) => paced_sse(OPENAI_CHAT_STREAM, false, PACED_EVENT_GAP),
+        ("openai-server-error", _) => json(500, OPENAI_SERVER_ERROR),
+        ("openai-unavailable", _) => json(503, OPENAI_UNAVAILABLE),
+        ("unavailable-html", _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
+        )
+            .into_response(),
+        ("hang", _) => {
+            tokio::time::sleep(HANG).await;
+            json(200, OPENAI_CHAT)
+        }
+        ("stall", _) => stalled(OPENAI_CHAT.split_at(OPENAI_CHAT.len() / 2).0, false),
+        ("trickle", _) => trickle(OPENAI_CHAT),
+        ("stall-stream", _) => {
+            let events: Vec<&'static str> = OPENAI_CHAT_STREAM.split_inclusive("\n\n").collect();
+            let first = events.iter().take(2).map(|event| event.len()).sum();
+            stalled(&OPENAI_CHAT_STREAM[..first], true)
+        }
+        ("cut-early", _) => {
+            // A comment first, a moment before the reset, so that the headers go out.
+            let items = [
+                Ok(Bytes::from_static(b": connected\n\n")),
+                Err(std::io::Error::other("stand-in resets")),
+            ];
+            let paced = futures_util::stream::iter(items).then(|item| async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                item
+            });
+            let mut response = Response::new(Body::from_stream(paced));
+            response.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static("text/event-stream"),
+            );
+            response
+        }
+        ("huge", _) => huge_answer(),
+        ("huge-stream", _) => huge_stream(),
         _ => json(
             404,
             concat!(
@@ -333,6 +434,79 @@ fn paced_sse(text: &'static str, cut: bool, gap: Duration) -> Response {
         item
     });
     let mut response = Response::new(Body::from_stream(paced));
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    response
+}
+
+/// A 200 that sends `start`, then nothing until [`HANG`] has passed.
+fn stalled(start: &'static str, stream: bool) -> Response {
+    let first = futures_util::stream::once(async move { Ok::<_, std::io::Error>(start) });
+    let silence = futures_util::stream::once(async {
+        tokio::time::sleep(HANG).await;
+        Ok::<_, std::io::Error>("")
+    });
+    let mut response = Response::new(Body::from_stream(first.chain(silence)));
+    let content_type = match stream {
+        true => "text/event-stream",
+        false => "application/json",
+    };
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static(content_type));
+    response
+}
+
+/// A 200 whose body comes one byte at a time, [`TRICKLE_GAP`] apart.
+fn trickle(text: &'static str) -> Response {
+    let bytes = futures_util::stream::iter(text.as_bytes().chunks(1)).then(|byte| async move {
+        tokio::time::sleep(TRICKLE_GAP).await;
+        Ok::<_, std::io::Error>(Bytes::from_static(byte))
+    });
+    let mut response = Response::new(Body::from_stream(bytes));
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A chat answer of [`HUGE_BODY`] bytes, its content padded; made once, cheaply (the
+/// stand-in's one thread also paces the other answers).
+fn huge_answer() -> Response {
+    static BODY: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    let body = BODY.get_or_init(|| {
+        let start = concat!(
+            r#"{"id":"chatcmpl-huge","object":"chat.completion","created":1733000000,"#,
+            r#""model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"#,
+            r#""assistant","content":""#
+        );
+        let end = r#""},"finish_reason":"stop"}]}"#;
+        let padding = "a".repeat(HUGE_BODY - start.len() - end.len());
+        Bytes::from([start, padding.as_str(), end].concat())
+    });
+    let pieces: Vec<Result<Bytes, std::io::Error>> = (0..body.len())
+        .step_by(HUGE_PIECE)
+        .map(|start| Ok(body.slice(start..body.len().min(start + HUGE_PIECE))))
+        .collect();
+    let mut response = Response::new(Body::from_stream(futures_util::stream::iter(pieces)));
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    response
+}
+
+/// [`HUGE_BODY`] bytes of SSE comments, which name no model, then the chat stream.
+fn huge_stream() -> Response {
+    let line = format!(": {}\n", "p".repeat(1021));
+    let piece = Bytes::from(line.repeat(HUGE_PIECE / line.len()));
+    let padding = (0..HUGE_BODY / piece.len()).map(move |_| Ok(piece.clone()));
+    let events = OPENAI_CHAT_STREAM
+        .split_inclusive("\n\n")
+        .map(|event| Ok(Bytes::from_static(event.as_bytes())));
+    let items: Vec<Result<Bytes, std::io::Error>> = padding.chain(events).collect();
+    let mut response = Response::new(Body::from_stream(futures_util::stream::iter(items)));
     response.headers_mut().insert(
         "content-type",
         HeaderValue::from_static("text/event-stream"),

@@ -45,6 +45,17 @@ pub enum StoreError {
     /// A proof could not be produced.
     #[error(transparent)]
     Proof(#[from] ascribe_ledger::ProofError),
+    /// A proof was asked against a tree larger than the ledger.
+    #[error(
+        "tree size {size} is larger than the ledger, which holds {entries} entries; \
+         ask for a size up to {entries}"
+    )]
+    TreeBeyondLedger {
+        /// The tree size asked for.
+        size: u64,
+        /// How many entries the ledger holds.
+        entries: u64,
+    },
 }
 
 /// The client error with its cause: `postgres::Error` alone prints only its kind (such as

@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use ascribe_ledger::{NoteSigner, NoteVerifier};
 
@@ -42,6 +43,25 @@ pub fn open_backend(
     location: &DatabaseLocation,
     create: bool,
 ) -> Result<Box<dyn Backend>, StoreError> {
+    open(location, create, None)
+}
+
+/// Opens an existing ledger's database for a writer that must not wait long on a lock held
+/// elsewhere: SQLite's busy timeout, or PostgreSQL's `lock_timeout`, is `lock_timeout`, so
+/// a write transaction that cannot get its locks within it fails (and nothing of it is
+/// written) instead of waiting until the holder lets go.
+pub fn open_backend_with_lock_timeout(
+    location: &DatabaseLocation,
+    lock_timeout: Duration,
+) -> Result<Box<dyn Backend>, StoreError> {
+    open(location, false, Some(lock_timeout))
+}
+
+fn open(
+    location: &DatabaseLocation,
+    create: bool,
+    lock_timeout: Option<Duration>,
+) -> Result<Box<dyn Backend>, StoreError> {
     match location {
         DatabaseLocation::Sqlite(path) => {
             if !create && !path.exists() {
@@ -56,9 +76,15 @@ pub fn open_backend(
             {
                 fs::create_dir_all(parent).map_err(|error| StoreError::file(parent, error))?;
             }
-            Ok(Box::new(SqliteBackend::open(path)?))
+            Ok(Box::new(match lock_timeout {
+                Some(timeout) => SqliteBackend::open_with_lock_timeout(path, timeout)?,
+                None => SqliteBackend::open(path)?,
+            }))
         }
-        DatabaseLocation::Postgres(url) => Ok(Box::new(PostgresBackend::connect(url)?)),
+        DatabaseLocation::Postgres(url) => Ok(Box::new(match lock_timeout {
+            Some(timeout) => PostgresBackend::connect_with_lock_timeout(url, timeout)?,
+            None => PostgresBackend::connect(url)?,
+        })),
     }
 }
 

@@ -34,7 +34,7 @@ mod verify;
 
 pub use appender::{AppendError, Appender, AppenderConfig, CommitObserver};
 pub use error::StoreError;
-pub use home::{open_backend, DatabaseLocation, SigningKeyFiles};
+pub use home::{open_backend, open_backend_with_lock_timeout, DatabaseLocation, SigningKeyFiles};
 pub use ledger::{
     AppendedEntry, Clock, EntryBody, Ledger, PendingEntry, Projection, Rejection, StoredEntry,
     SystemClock, TreeHeadPolicy,

@@ -2,7 +2,7 @@
 
 use ascribe_ledger::audit_trail::StoredHead;
 use ascribe_ledger::merkle::{self, SubtreeSource};
-use ascribe_ledger::{Frontier, Hash, ProofError};
+use ascribe_ledger::{Frontier, Hash};
 
 use crate::ledger::{read_leaf_hashes, read_meta, StoredEntry};
 use crate::sql::{Backend, SqlValue, Tx};
@@ -186,11 +186,10 @@ pub fn root_at(backend: &mut dyn Backend, tree_size: u64) -> Result<Hash, StoreE
 fn check_size(tx: &mut dyn Tx, tree_size: u64) -> Result<(), StoreError> {
     let size = count_in(tx)?;
     if tree_size > size {
-        return Err(ProofError::IndexOutOfRange {
-            index: tree_size,
-            size,
-        }
-        .into());
+        return Err(StoreError::TreeBeyondLedger {
+            size: tree_size,
+            entries: size,
+        });
     }
     Ok(())
 }

@@ -13,7 +13,8 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::sql::{ledger_tables, sqlite_placeholders, Backend, SqlValue, Tx, APPEND_ONLY_TABLES};
 use crate::StoreError;
 
-/// How long a writer waits for another process's write lock before failing.
+/// How long a connection waits for another connection's lock before failing, unless it was
+/// opened with [`SqliteBackend::open_with_lock_timeout`].
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A ledger in one SQLite file.
@@ -25,8 +26,18 @@ pub struct SqliteBackend {
 impl SqliteBackend {
     /// Opens (or creates) the database file at `path`.
     pub fn open(path: &Path) -> Result<SqliteBackend, StoreError> {
+        SqliteBackend::open_with_lock_timeout(path, BUSY_TIMEOUT)
+    }
+
+    /// [`SqliteBackend::open`] with the busy timeout set to `lock_timeout`: a transaction
+    /// that waits longer than this for a lock another connection holds (another process in
+    /// `BEGIN IMMEDIATE`) fails with `database is locked` instead of waiting on.
+    pub fn open_with_lock_timeout(
+        path: &Path,
+        lock_timeout: Duration,
+    ) -> Result<SqliteBackend, StoreError> {
         let connection = Connection::open(path)?;
-        connection.busy_timeout(BUSY_TIMEOUT)?;
+        connection.busy_timeout(lock_timeout)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         Ok(SqliteBackend {

@@ -136,8 +136,13 @@ fn batches_get_contiguous_seqs_and_verify_with_proofs() {
         let proof = query::inclusion_proof(backend.as_mut(), 5, 33).expect("proof");
         let last = &stated[stated.len() - 1];
         assert!(verify_inclusion(5, 33, &leaves[6], &proof.proof, &last.root).is_err());
-        // An entry beyond the tree has no proof.
-        assert!(query::inclusion_proof(backend.as_mut(), 0, 34).is_err());
+        // A tree larger than the ledger has no proofs, and the error says so.
+        let beyond = query::inclusion_proof(backend.as_mut(), 0, 34).expect_err("beyond");
+        assert_eq!(
+            beyond.to_string(),
+            "tree size 34 is larger than the ledger, which holds 33 entries; \
+             ask for a size up to 33"
+        );
 
         // Consistency between every pair of heads.
         for (i, old) in stated.iter().enumerate() {

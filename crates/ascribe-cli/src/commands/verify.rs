@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use ascribe_audit::package::verify_package;
 use ascribe_ledger::NoteVerifier;
-use ascribe_store::verify_ledger;
+use ascribe_store::{query, verify_ledger};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
@@ -35,11 +35,27 @@ pub fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome> {
     progress.set_style(ProgressStyle::with_template(
         "verifying {bar:40} {pos}/{len} entries ({per_sec})",
     )?);
-    let report = verify_ledger(backend.as_mut(), &verifier, &mut |done, total| {
+    let mut report = verify_ledger(backend.as_mut(), &verifier, &mut |done, total| {
         progress.set_length(total.max(done));
         progress.set_position(done);
     })?;
     progress.finish_and_clear();
+    if args.all_signed && report.ok {
+        // Every head was just checked, so the largest one is genuine.
+        let signed =
+            query::latest_tree_head(backend.as_mut())?.map_or(0, |record| record.head.size);
+        if signed < report.entries {
+            report.error = Some(format!(
+                "entries seq {signed}..{} follow the latest signed tree head (size {signed}): no \
+                 signature covers them",
+                report.entries
+            ));
+            report.ok = false;
+            report.first_bad_seq = Some(signed);
+            report.entries = signed;
+            report.root = None;
+        }
+    }
 
     if args.json {
         print_json(&report)?;

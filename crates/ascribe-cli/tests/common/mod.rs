@@ -3,14 +3,25 @@
 
 #![allow(dead_code)] // Each test file uses a different part of these helpers.
 
+pub mod ledger;
+pub mod load;
+pub mod process;
+
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use ascribe_gateway::testing::StandInUpstream;
 use serde_json::Value;
+
+/// Whether the long versions run: `ASCRIBE_LONG_TESTS=1`.
+pub fn long() -> bool {
+    std::env::var("ASCRIBE_LONG_TESTS").is_ok_and(|value| value == "1")
+}
 
 /// How long `ascribe serve` may take to print its address, and to exit after SIGTERM.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,6 +50,19 @@ impl Ascribe<'_> {
         self.ok(&["init", "--json"]);
         let key = self.ok(&["key", "create", name, "--role", "caller", "--json"]);
         key["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// Initialises the ledger with a caller key `risk-service` and registers `scenarios` on
+    /// the stand-in at `base_url` (see [`register_scenarios`]); returns the key's token.
+    pub fn init_with_scenarios(
+        &self,
+        base_url: &str,
+        scenarios: &[Scenario],
+        anthropic_key_variable: &str,
+    ) -> String {
+        let token = self.init_with_caller_key("risk-service");
+        register_scenarios(self, base_url, scenarios, anthropic_key_variable);
+        token
     }
 
     /// Runs a command that must succeed; returns its JSON output, or `null` for text.
@@ -149,6 +173,46 @@ pub struct Scenario {
     pub upstream_model: &'static str,
     pub dialect: &'static str,
     pub expect_served: &'static str,
+}
+
+/// `chat-v1`: OpenAI's chat completions on the stand-in's `openai-chat`, serving `gpt-4o*`.
+pub const CHAT: Scenario = Scenario {
+    alias: "chat-v1",
+    upstream_model: "openai-chat",
+    dialect: "openai-compatible",
+    expect_served: "gpt-4o*",
+};
+
+/// `claude-v1`: Anthropic's messages on the stand-in's `anthropic-messages`.
+pub const CLAUDE: Scenario = Scenario {
+    alias: "claude-v1",
+    upstream_model: "anthropic-messages",
+    dialect: "anthropic",
+    expect_served: "claude-sonnet-4-5-20250929",
+};
+
+/// `paced-v1`: chat completions that keep calls in flight (200 ms whole answers, streams with
+/// 50 ms between events).
+pub const PACED: Scenario = Scenario {
+    alias: "paced-v1",
+    upstream_model: "paced",
+    dialect: "openai-compatible",
+    expect_served: "gpt-4o*",
+};
+
+/// A stand-in on `address`, once the one told to stop there has let the port go.
+pub fn successor(address: SocketAddr) -> StandInUpstream {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match StandInUpstream::start_at(address) {
+            Ok(upstream) => return upstream,
+            Err(error) if Instant::now() < deadline => {
+                let _ = error;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(error) => panic!("no stand-in on {address}: {error}"),
+        }
+    }
 }
 
 /// Registers every scenario with the CLI, as an administrator would: a checkpoint

@@ -36,6 +36,7 @@ use ascribe_dialects::{
 };
 use ascribe_inference::{new_inference_id, Timings};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -52,44 +53,61 @@ use crate::telemetry::{InferenceSpan, SpanStart};
 
 /// The inference routes, under `/v1`.
 pub(crate) fn routes() -> Router<AppState> {
+    let not_post = |uri| models::method_not_allowed(uri, "POST");
+    let not_get = |uri| models::method_not_allowed(uri, "GET");
     Router::new()
-        .route("/chat/completions", post(chat_completions))
-        .route("/responses", post(responses))
-        .route("/embeddings", post(embeddings))
-        .route("/messages", post(messages))
-        .route("/models", get(models::list))
-        .route("/models/{model}", get(models::retrieve))
+        .route(
+            "/chat/completions",
+            post(chat_completions).fallback(not_post),
+        )
+        .route("/responses", post(responses).fallback(not_post))
+        .route("/embeddings", post(embeddings).fallback(not_post))
+        .route("/messages", post(messages).fallback(not_post))
+        .route("/models", get(models::list).fallback(not_get))
+        .route("/models/{model}", get(models::retrieve).fallback(not_get))
         .route("/ascribe/receipts/{inference_id}", get(models::receipts))
         // Routes of the providers' APIs that the gateway does not serve get a 404 a caller's
         // SDK can read, rather than the admin API's.
         .fallback(models::unsupported)
 }
 
-async fn chat_completions(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn chat_completions(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: CallerBody,
+) -> Response {
     infer(state, Api::ChatCompletions, headers, body).await
 }
 
-async fn responses(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn responses(state: State<AppState>, headers: HeaderMap, body: CallerBody) -> Response {
     infer(state, Api::Responses, headers, body).await
 }
 
-async fn embeddings(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn embeddings(state: State<AppState>, headers: HeaderMap, body: CallerBody) -> Response {
     infer(state, Api::Embeddings, headers, body).await
 }
 
-async fn messages(state: State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn messages(state: State<AppState>, headers: HeaderMap, body: CallerBody) -> Response {
     infer(state, Api::Messages, headers, body).await
 }
+
+/// The request body as the handlers take it: a body over the limit (or one that could not
+/// be read) is refused in the caller's dialect, not in axum's plain text.
+type CallerBody = Result<Bytes, BytesRejection>;
 
 async fn infer(
     State(state): State<AppState>,
     api: Api,
     headers: HeaderMap,
-    body: Bytes,
+    body: CallerBody,
 ) -> Response {
     let arrived = Instant::now();
     let mut progress = Progress::default();
-    let response = match call(&state, api, &headers, &body, &mut progress).await {
+    let outcome = match body {
+        Ok(body) => call(&state, api, &headers, &body, &mut progress).await,
+        Err(rejection) => Err(body_refused(&state, api, &rejection)),
+    };
+    let response = match outcome {
         Ok(response) => response,
         Err(error) => {
             progress.refusal = error.refusal();
@@ -98,6 +116,20 @@ async fn infer(
     };
     progress.count(&state, api, arrived, &response);
     response
+}
+
+/// The error for a body the gateway did not read: over the limit, or cut off.
+fn body_refused(state: &AppState, api: Api, rejection: &BytesRejection) -> InferenceError {
+    if rejection.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        let message = "the request body could not be read";
+        return InferenceError::new(api, ErrorKind::InvalidRequest, message);
+    }
+    let message = format!(
+        "the request body is larger than this gateway accepts ({} bytes, its \
+         limits.max_request_bytes)",
+        state.config().max_request_body
+    );
+    InferenceError::new(api, ErrorKind::PayloadTooLarge, message)
 }
 
 /// What the metrics learn about one call as it goes through the steps.

@@ -2,6 +2,7 @@
 
 use ascribe_dialects::{Api, ErrorKind};
 use ascribe_inference::Receipt;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -32,18 +33,27 @@ pub(crate) async fn list(State(state): State<AppState>, headers: HeaderMap) -> R
 /// One alias, in OpenAI's model shape; an unknown name is a 404 the SDK reads.
 pub(crate) async fn retrieve(
     State(state): State<AppState>,
-    Path(model): Path<String>,
+    model: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Response {
     let api = Api::ChatCompletions;
     if let Err(error) = caller::authenticate(&state, api, &headers).await {
         return error.into_response();
     }
+    let Ok(Path(model)) = model else {
+        let message = "the model name in the path is not percent-encoded UTF-8";
+        return InferenceError::new(api, ErrorKind::InvalidRequest, message).into_response();
+    };
     let name = model.clone();
-    match state
-        .read(move |backend| ascribe_registry::queries::alias(backend, &name))
-        .await
-    {
+    let found = match super::route::may_be_registered(&model) {
+        true => {
+            state
+                .read(move |backend| ascribe_registry::queries::alias(backend, &name))
+                .await
+        }
+        false => Ok(None),
+    };
+    match found {
         Ok(Some(alias)) => Json(model_object(&alias.name)).into_response(),
         Ok(None) => {
             let message = format!("the model `{model}` does not exist");
@@ -107,4 +117,22 @@ pub(crate) async fn receipts(
         }
     }
     Json(json!({"inference_id": inference_id, "receipts": receipts})).into_response()
+}
+
+/// A method an inference route does not take: a 405 in the shape of the API the path
+/// belongs to, naming the method it does take.
+pub(crate) async fn method_not_allowed(uri: axum::http::Uri, allowed: &'static str) -> Response {
+    let path = uri.path().strip_prefix("/v1").unwrap_or(uri.path());
+    let api = match path.starts_with("/messages") {
+        true => Api::Messages,
+        false => Api::ChatCompletions,
+    };
+    let message = format!("method not allowed on `/v1{path}`; it takes {allowed}");
+    let mut response = InferenceError::new(api, ErrorKind::InvalidRequest, message).into_response();
+    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    response.headers_mut().insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static(allowed),
+    );
+    response
 }

@@ -25,19 +25,23 @@ pub(crate) async fn resolve(
     model: &str,
 ) -> Result<Route, InferenceError> {
     let name = model.to_owned();
-    let found = state
-        .read(move |backend| {
-            if let Some(alias) = queries::alias(backend, &name)? {
-                let deployment = queries::deployment(backend, &alias.deployment)?;
-                return Ok(deployment.map(|deployment| (Some(alias), deployment)));
-            }
-            let serving = queries::deployments(backend)?
-                .into_iter()
-                .find(|deployment| deployment.checkpoint == name);
-            Ok(serving.map(|deployment| (None, deployment)))
-        })
-        .await
-        .map_err(|_| InferenceError::unreadable(api))?;
+    let found = if !may_be_registered(model) {
+        None
+    } else {
+        state
+            .read(move |backend| {
+                if let Some(alias) = queries::alias(backend, &name)? {
+                    let deployment = queries::deployment(backend, &alias.deployment)?;
+                    return Ok(deployment.map(|deployment| (Some(alias), deployment)));
+                }
+                let serving = queries::deployments(backend)?
+                    .into_iter()
+                    .find(|deployment| deployment.checkpoint == name);
+                Ok(serving.map(|deployment| (None, deployment)))
+            })
+            .await
+            .map_err(|_| InferenceError::unreadable(api))?
+    };
     let Some((alias, deployment)) = found else {
         return Err(InferenceError::new(
             api,
@@ -71,4 +75,11 @@ pub(crate) async fn resolve(
         deployment,
         upstream,
     })
+}
+
+/// Whether `name` could be an alias or a checkpoint id at all: the registry takes only
+/// printable ASCII without spaces in names, providers and snapshots. Any other name is
+/// unknown without asking the database (PostgreSQL cannot even compare a text holding NUL).
+pub(crate) fn may_be_registered(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|byte| byte.is_ascii_graphic())
 }

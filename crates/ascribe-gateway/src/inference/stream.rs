@@ -38,24 +38,29 @@ pub(crate) async fn relay(
     let mut chunks: Chunks = Box::pin(response.bytes_stream());
     let timeout = state.config().upstream_timeout;
 
-    // Hold what arrives until an event names the served model, or the stream is over.
-    let mut held = Vec::new();
-    let mut ended = None;
+    // Hold what arrives until an event names the served model, or the stream is over. No
+    // byte has reached the caller yet, so an upstream that fails here, or sends more than
+    // the gateway reads of a whole answer, is a recorded failure in the caller's dialect.
+    let limit = state.config().max_upstream_body;
+    let (mut held, mut held_bytes) = (Vec::new(), 0);
+    let mut ended = false;
     while !observer.identity_ready() {
-        match upstream::next_chunk(&mut chunks, timeout).await {
-            Ok(Some(chunk)) => {
+        let failure = match upstream::next_chunk(&mut chunks, timeout).await {
+            Ok(Some(chunk)) if held_bytes + chunk.len() <= limit => {
+                held_bytes += chunk.len();
                 observer.feed(&chunk);
                 held.push(chunk);
+                continue;
             }
+            Ok(Some(_)) => UpstreamFailure::TooLarge(limit),
             Ok(None) => {
-                ended = Some(None);
+                ended = true;
                 break;
             }
-            Err(failure) => {
-                ended = Some(Some(failure));
-                break;
-            }
-        }
+            Err(failure) => failure,
+        };
+        progress.upstream_wait = Some(call.started.elapsed());
+        return Err(super::record_failure(state, &call, &failure).await);
     }
 
     progress.upstream_wait = Some(call.started.elapsed());
@@ -116,7 +121,7 @@ fn start_relay(
     mut observer: StreamObserver,
     held: Vec<Bytes>,
     mut chunks: Chunks,
-    ended: Option<Option<UpstreamFailure>>,
+    ended: bool,
 ) -> Response {
     let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(RELAY_BUFFER);
     let tracked = state.clone();
@@ -138,9 +143,8 @@ fn start_relay(
             kept.add(&chunk);
             caller_side.send(chunk).await;
         }
-        match ended {
-            Some(failure) => cut = failure.map(|failure| failure.describe()),
-            None => loop {
+        if !ended {
+            loop {
                 if caller_side.gone {
                     cut = Some("the caller disconnected before the stream ended".to_owned());
                     break;
@@ -158,7 +162,7 @@ fn start_relay(
                         break;
                     }
                 }
-            },
+            }
         }
         caller_side.finish().await;
         complete(&state, &call, observer, cut, kept.body).await;

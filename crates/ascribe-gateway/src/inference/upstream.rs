@@ -75,6 +75,12 @@ fn without_url(error: &reqwest::Error) -> String {
 }
 
 /// Reads a whole body, at most `limit` bytes, waiting at most `timeout` for each chunk.
+///
+/// LIMITATION: `timeout` bounds each wait, not the whole read: an upstream that trickles a
+/// byte at a time, each within the timeout, holds the call (its task and both connections)
+/// for as long as it trickles and the caller waits, up to `limit` bytes; there is no
+/// overall deadline setting. The `trickle` and `stall` cases of
+/// `crates/ascribe-cli/tests/upstream_faults.rs` show both sides of the per-chunk bound.
 pub(crate) async fn read_body(
     response: reqwest::Response,
     limit: usize,
