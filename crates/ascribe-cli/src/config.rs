@@ -86,6 +86,13 @@ pub const FIELDS: &[Field] = &[
               (flag --upstream-timeout).",
     },
     Field {
+        path: "upstream.deadline",
+        default: Some("\"600s\""),
+        doc: "Longest a call may wait on its upstream in all: from sending it to the last \
+              byte of a whole answer, or to the first event of a stream that names the \
+              served model; past it the call is recorded as upstream_timeout (a 504).",
+    },
+    Field {
         path: "upstream.max_response_bytes",
         default: Some("67108864"),
         doc: "Largest non-streamed upstream answer read, in bytes; a larger one is \
@@ -207,6 +214,9 @@ pub struct UpstreamSection {
     /// Response headers and inter-chunk timeout.
     #[serde(with = "duration")]
     pub timeout: Duration,
+    /// Whole-answer deadline.
+    #[serde(with = "duration")]
+    pub deadline: Duration,
     /// Largest whole answer read.
     pub max_response_bytes: usize,
 }
@@ -280,6 +290,7 @@ impl Default for Config {
             upstream: UpstreamSection {
                 connect_timeout: gateway.connect_timeout,
                 timeout: gateway.upstream_timeout,
+                deadline: gateway.upstream_deadline,
                 max_response_bytes: gateway.max_upstream_body,
             },
             limits: LimitsSection {
@@ -340,6 +351,7 @@ impl Config {
         let positive_durations = [
             ("upstream.connect_timeout", self.upstream.connect_timeout),
             ("upstream.timeout", self.upstream.timeout),
+            ("upstream.deadline", self.upstream.deadline),
             ("ledger.tree_head_interval", self.ledger.tree_head_interval),
             ("ledger.lock_timeout", self.ledger.lock_timeout),
         ];
@@ -377,6 +389,7 @@ impl Config {
         ascribe_gateway::GatewayConfig {
             connect_timeout: self.upstream.connect_timeout,
             upstream_timeout: self.upstream.timeout,
+            upstream_deadline: self.upstream.deadline,
             max_upstream_body: self.upstream.max_response_bytes,
             max_request_body: self.limits.max_request_bytes,
             probe_interval: (!probe.is_zero()).then_some(probe),

@@ -888,6 +888,7 @@ const FIELDS: &[&str] = &[
     "log.format",
     "upstream.connect_timeout",
     "upstream.timeout",
+    "upstream.deadline",
     "upstream.max_response_bytes",
     "limits.max_request_bytes",
     "limits.max_concurrent_reads",

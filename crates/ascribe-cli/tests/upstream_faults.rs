@@ -1,7 +1,8 @@
 //! Upstream faults through the real `ascribe serve` process: an upstream that never answers,
 //! refuses the connection, resets it mid-stream (after a few events, or before any) or in the
 //! middle of a whole answer, answers 429, 500, 503 or 529, sends a body that is not JSON, a
-//! body larger than `upstream.max_response_bytes`, or trickles a byte at a time and stalls.
+//! body larger than `upstream.max_response_bytes`, trickles a byte at a time (within
+//! `upstream.deadline`, or far beyond it: a slow loris) or stalls.
 //! Every fault runs on 3 callers at once. For each the test checks that
 //!
 //! - the caller gets the right status, in its dialect's error shape (for a stream cut after
@@ -26,7 +27,7 @@
 //! (`limits.max_concurrent_reads = 1`), opened in the warm-up. What is left must be exactly
 //! the baseline.
 //!
-//! Fast version: each of the 18 faults twice, about 15 s; `ASCRIBE_LONG_TESTS=1`: ten times.
+//! Fast version: each of the 20 faults twice, about 25 s; `ASCRIBE_LONG_TESTS=1`: ten times.
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
@@ -51,6 +52,10 @@ const PROVIDER_KEY_VARIABLE: &str = "UPSTREAM_FAULTS_ANTHROPIC_API_KEY";
 /// `--upstream-timeout`: how long the gateway waits for headers, or for the next chunk.
 const UPSTREAM_TIMEOUT: &str = "2s";
 
+/// `upstream.deadline`: longer than the `trickle` answer takes (about a second), far shorter
+/// than the `slow-loris` one (minutes), each of whose bytes comes within the timeout.
+const UPSTREAM_DEADLINE: &str = "4s";
+
 /// `upstream.max_response_bytes`: far below the stand-in's `huge` answers (8 MiB).
 const MAX_RESPONSE_BYTES: &str = "1048576";
 
@@ -72,6 +77,7 @@ const SCENARIOS: &[Scenario] = &[
     openai("huge"),
     openai("huge-stream"),
     openai("trickle"),
+    openai("slow-loris"),
     openai("stall"),
     openai("stall-stream"),
     Scenario {
@@ -218,10 +224,25 @@ const FAULTS: &[Fault] = &[
         "upstream_error",
         Body::Error(Some("upstream_error")),
     ),
-    // Slow loris: a byte at a time (each within the timeout) is slow but answered; a stall
-    // mid-body, or mid-stream, is a timeout. LIMITATION: the timeout bounds each wait, not
-    // the whole answer (see `read_body` in the gateway's `inference/upstream.rs`).
+    // Slow loris: a byte at a time (each within the timeout) is answered when the whole
+    // answer comes within upstream.deadline, and a timeout when it does not (whole, or a
+    // stream before the event that names the served model); a stall mid-body, or
+    // mid-stream, is a timeout.
     fault("trickle", false, 200, "answered", Body::Answer),
+    fault(
+        "slow-loris",
+        false,
+        504,
+        "upstream_timeout",
+        Body::Error(Some("upstream_timeout")),
+    ),
+    fault(
+        "slow-loris",
+        true,
+        504,
+        "upstream_timeout",
+        Body::Error(Some("upstream_timeout")),
+    ),
     fault(
         "stall",
         false,
@@ -543,6 +564,7 @@ fn upstream_faults_are_answered_recorded_and_leak_nothing() {
     let env = [
         (PROVIDER_KEY_VARIABLE, "sk-ant-standin"),
         ("ASCRIBE_UPSTREAM_MAX_RESPONSE_BYTES", MAX_RESPONSE_BYTES),
+        ("ASCRIBE_UPSTREAM_DEADLINE", UPSTREAM_DEADLINE),
         ("ASCRIBE_LIMITS_MAX_CONCURRENT_READS", "1"),
     ];
     let mut server = Server::start(&ascribe, &["--upstream-timeout", UPSTREAM_TIMEOUT], &env);

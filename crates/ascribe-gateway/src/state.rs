@@ -25,6 +25,9 @@ pub struct GatewayConfig {
     /// How long to wait for an upstream's response headers, and between two chunks of a
     /// stream; a silent upstream is cut after this long.
     pub upstream_timeout: Duration,
+    /// Longest a call may wait on its upstream in all, from sending it to the last byte of a
+    /// whole answer (to the first event that names the served model, for a stream).
+    pub upstream_deadline: Duration,
     /// Largest upstream response body read for a non-streamed answer, in bytes.
     pub max_upstream_body: usize,
     /// Largest request body accepted from a caller, in bytes; a larger one is a 413.
@@ -55,6 +58,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             connect_timeout: Duration::from_secs(10),
             upstream_timeout: Duration::from_secs(300),
+            upstream_deadline: Duration::from_secs(600),
             max_upstream_body: 64 * 1024 * 1024,
             max_request_body: crate::MAX_BODY_BYTES,
             probe_interval: None,

@@ -21,6 +21,7 @@
 //! | `hang` | nothing at all for [`HANG`]: no headers |
 //! | `stall` | headers and half the chat answer, then nothing for [`HANG`] |
 //! | `trickle` | headers, then the chat answer one byte at a time, [`TRICKLE_GAP`] apart |
+//! | `slow-loris` | headers, then the chat answer (or stream) a byte every [`SLOW_LORIS_GAP`] |
 //! | `stall-stream` | the first events of the chat stream, then nothing for [`HANG`] |
 //! | `cut-early` | a stream's headers and a comment, then a reset before any event |
 //! | `huge` | a 200 chat answer of [`HUGE_BODY`] bytes, whatever `stream` says |
@@ -74,6 +75,10 @@ pub const HANG: Duration = Duration::from_secs(3600);
 
 /// The pause between two bytes of the `trickle` upstream's answer.
 pub const TRICKLE_GAP: Duration = Duration::from_millis(1);
+
+/// The pause between two bytes of the `slow-loris` upstream: each wait is short, the whole
+/// answer takes minutes.
+pub const SLOW_LORIS_GAP: Duration = Duration::from_millis(250);
 
 /// The size of the `huge` upstream's answer and of the `huge-stream` upstream's padding.
 pub const HUGE_BODY: usize = 8 * 1024 * 1024;
@@ -332,7 +337,9 @@ async fn answer(body: Bytes) -> Response {
             json(200, OPENAI_CHAT)
         }
         ("stall", _) => stalled(OPENAI_CHAT.split_at(OPENAI_CHAT.len() / 2).0, false),
-        ("trickle", _) => trickle(OPENAI_CHAT),
+        ("trickle", _) => trickle(OPENAI_CHAT, TRICKLE_GAP, "application/json"),
+        ("slow-loris", false) => trickle(OPENAI_CHAT, SLOW_LORIS_GAP, "application/json"),
+        ("slow-loris", true) => trickle(OPENAI_CHAT_STREAM, SLOW_LORIS_GAP, "text/event-stream"),
         ("stall-stream", _) => {
             let events: Vec<&'static str> = OPENAI_CHAT_STREAM.split_inclusive("\n\n").collect();
             let first = events.iter().take(2).map(|event| event.len()).sum();
@@ -459,16 +466,17 @@ fn stalled(start: &'static str, stream: bool) -> Response {
     response
 }
 
-/// A 200 whose body comes one byte at a time, [`TRICKLE_GAP`] apart.
-fn trickle(text: &'static str) -> Response {
-    let bytes = futures_util::stream::iter(text.as_bytes().chunks(1)).then(|byte| async move {
-        tokio::time::sleep(TRICKLE_GAP).await;
-        Ok::<_, std::io::Error>(Bytes::from_static(byte))
-    });
+/// A 200 whose body comes one byte at a time, `gap` apart.
+fn trickle(text: &'static str, gap: Duration, content_type: &'static str) -> Response {
+    let bytes =
+        futures_util::stream::iter(text.as_bytes().chunks(1)).then(move |byte| async move {
+            tokio::time::sleep(gap).await;
+            Ok::<_, std::io::Error>(Bytes::from_static(byte))
+        });
     let mut response = Response::new(Body::from_stream(bytes));
     response
         .headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/json"));
+        .insert("content-type", HeaderValue::from_static(content_type));
     response
 }
 

@@ -247,15 +247,16 @@ async fn call(
         span,
     };
     let upstream_body = request.upstream_body(&call.route.deployment.upstream_model);
-    match upstream::send(state, &target, upstream_body).await {
+    let deadline = upstream::Deadline::after(call.started, state.config().upstream_deadline);
+    match upstream::send(state, &target, upstream_body, deadline).await {
         Err(failure) => {
             progress.upstream_wait = Some(call.started.elapsed());
             Err(record_failure(state, &call, &failure).await)
         }
         Ok(response) if call.stream && response.status().is_success() => {
-            stream::relay(state, call, response, progress).await
+            stream::relay(state, call, response, deadline, progress).await
         }
-        Ok(response) => whole_answer(state, call, response, progress).await,
+        Ok(response) => whole_answer(state, call, response, deadline, progress).await,
     }
 }
 
@@ -302,8 +303,8 @@ async fn record_failure(
     failure: &UpstreamFailure,
 ) -> InferenceError {
     let kind = match failure {
-        UpstreamFailure::Timeout => ErrorKind::UpstreamTimeout,
-        _ => ErrorKind::UpstreamError,
+        UpstreamFailure::Timeout | UpstreamFailure::Deadline(_) => ErrorKind::UpstreamTimeout,
+        UpstreamFailure::Unreachable(_) | UpstreamFailure::TooLarge(_) => ErrorKind::UpstreamError,
     };
     let (status, _) = ascribe_dialects::error_body(call.api, kind, "");
     call.span.failed(failure.outcome(), &failure.describe());
@@ -334,6 +335,7 @@ async fn whole_answer(
     state: &AppState,
     call: Call,
     response: reqwest::Response,
+    deadline: upstream::Deadline,
     progress: &mut Progress,
 ) -> Result<Response, InferenceError> {
     let status = response.status().as_u16();
@@ -344,6 +346,7 @@ async fn whole_answer(
         response,
         config.max_upstream_body,
         config.upstream_timeout,
+        deadline,
     )
     .await
     {

@@ -30,6 +30,7 @@ pub(crate) async fn relay(
     state: &AppState,
     call: Call,
     response: reqwest::Response,
+    deadline: upstream::Deadline,
     progress: &mut super::Progress,
 ) -> Result<Response, InferenceError> {
     let headers = header_pairs(response.headers());
@@ -39,13 +40,14 @@ pub(crate) async fn relay(
     let timeout = state.config().upstream_timeout;
 
     // Hold what arrives until an event names the served model, or the stream is over. No
-    // byte has reached the caller yet, so an upstream that fails here, or sends more than
-    // the gateway reads of a whole answer, is a recorded failure in the caller's dialect.
+    // byte has reached the caller yet, so an upstream that fails here, sends more than the
+    // gateway reads of a whole answer or reaches the call's deadline, is a recorded failure
+    // in the caller's dialect. Once released, a stream is bounded between chunks only.
     let limit = state.config().max_upstream_body;
     let (mut held, mut held_bytes) = (Vec::new(), 0);
     let mut ended = false;
     while !observer.identity_ready() {
-        let failure = match upstream::next_chunk(&mut chunks, timeout).await {
+        let failure = match upstream::next_chunk_before(&mut chunks, timeout, deadline).await {
             Ok(Some(chunk)) if held_bytes + chunk.len() <= limit => {
                 held_bytes += chunk.len();
                 observer.feed(&chunk);

@@ -1,7 +1,7 @@
 //! Calling the upstream: one HTTP request with the gateway's own credentials, and bounded
 //! reads of what comes back.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ascribe_dialects::UpstreamTarget;
 use bytes::Bytes;
@@ -14,6 +14,8 @@ use crate::state::AppState;
 pub(crate) enum UpstreamFailure {
     /// No response headers, or no next chunk, within the configured timeout.
     Timeout,
+    /// The answer was not complete within the call's deadline (`upstream.deadline`).
+    Deadline(Duration),
     /// The connection failed or was reset.
     Unreachable(String),
     /// The body is larger than the gateway reads.
@@ -24,7 +26,7 @@ impl UpstreamFailure {
     /// The outcome word recorded in the ledger.
     pub(crate) fn outcome(&self) -> &'static str {
         match self {
-            UpstreamFailure::Timeout => "upstream_timeout",
+            UpstreamFailure::Timeout | UpstreamFailure::Deadline(_) => "upstream_timeout",
             UpstreamFailure::Unreachable(_) => "upstream_unreachable",
             UpstreamFailure::TooLarge(_) => "upstream_error",
         }
@@ -34,10 +36,43 @@ impl UpstreamFailure {
     pub(crate) fn describe(&self) -> String {
         match self {
             UpstreamFailure::Timeout => "the upstream did not answer in time".to_owned(),
+            UpstreamFailure::Deadline(length) => format!(
+                "the upstream's answer was not complete within {} s (upstream.deadline)",
+                length.as_secs_f64()
+            ),
             UpstreamFailure::Unreachable(cause) => format!("the upstream is unreachable: {cause}"),
             UpstreamFailure::TooLarge(limit) => {
                 format!("the upstream's answer is larger than {limit} bytes")
             }
+        }
+    }
+}
+
+/// When a call must have its answer: a whole answer's last byte, or a stream's first event
+/// that names the served model, is read before it or the call fails.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline {
+    at: tokio::time::Instant,
+    length: Duration,
+}
+
+impl Deadline {
+    /// The deadline of a call sent at `started`, `length` later.
+    pub(crate) fn after(started: Instant, length: Duration) -> Deadline {
+        Deadline {
+            at: tokio::time::Instant::from_std(started + length),
+            length,
+        }
+    }
+
+    /// Runs `wait` until the deadline; past it, the call has failed.
+    async fn bound<T>(
+        self,
+        wait: impl std::future::Future<Output = Result<T, UpstreamFailure>>,
+    ) -> Result<T, UpstreamFailure> {
+        match tokio::time::timeout_at(self.at, wait).await {
+            Err(_) => Err(UpstreamFailure::Deadline(self.length)),
+            Ok(result) => result,
         }
     }
 }
@@ -47,18 +82,23 @@ pub(crate) async fn send(
     state: &AppState,
     target: &UpstreamTarget,
     body: Vec<u8>,
+    deadline: Deadline,
 ) -> Result<reqwest::Response, UpstreamFailure> {
     let mut request = state.client().post(&target.url).body(body);
     for (name, value) in &target.headers {
         request = request.header(name, value);
     }
-    match tokio::time::timeout(state.config().upstream_timeout, request.send()).await {
-        Err(_) => Err(UpstreamFailure::Timeout),
-        Ok(Err(error)) if error.is_timeout() => Err(UpstreamFailure::Timeout),
-        // The error's text names the URL, never the credential headers.
-        Ok(Err(error)) => Err(UpstreamFailure::Unreachable(without_url(&error))),
-        Ok(Ok(response)) => Ok(response),
-    }
+    let timeout = state.config().upstream_timeout;
+    let headers = async {
+        match tokio::time::timeout(timeout, request.send()).await {
+            Err(_) => Err(UpstreamFailure::Timeout),
+            Ok(Err(error)) if error.is_timeout() => Err(UpstreamFailure::Timeout),
+            // The error's text names the URL, never the credential headers.
+            Ok(Err(error)) => Err(UpstreamFailure::Unreachable(without_url(&error))),
+            Ok(Ok(response)) => Ok(response),
+        }
+    };
+    deadline.bound(headers).await
 }
 
 fn without_url(error: &reqwest::Error) -> String {
@@ -74,27 +114,39 @@ fn without_url(error: &reqwest::Error) -> String {
     cause
 }
 
-/// Reads a whole body, at most `limit` bytes, waiting at most `timeout` for each chunk.
-///
-/// LIMITATION: `timeout` bounds each wait, not the whole read: an upstream that trickles a
-/// byte at a time, each within the timeout, holds the call (its task and both connections)
-/// for as long as it trickles and the caller waits, up to `limit` bytes; there is no
-/// overall deadline setting. The `trickle` and `stall` cases of
-/// `crates/ascribe-cli/tests/upstream_faults.rs` show both sides of the per-chunk bound.
+/// Reads a whole body, at most `limit` bytes, waiting at most `timeout` for each chunk and
+/// finishing before `deadline`: an upstream that trickles a byte at a time, each within the
+/// timeout, fails at the deadline instead of holding the call for as long as it trickles.
 pub(crate) async fn read_body(
     response: reqwest::Response,
     limit: usize,
     timeout: Duration,
+    deadline: Deadline,
 ) -> Result<Vec<u8>, UpstreamFailure> {
-    let mut body = Vec::new();
-    let mut chunks = response.bytes_stream();
-    while let Some(chunk) = next_chunk(&mut chunks, timeout).await? {
-        if body.len() + chunk.len() > limit {
-            return Err(UpstreamFailure::TooLarge(limit));
+    let read = async {
+        let mut body = Vec::new();
+        let mut chunks = response.bytes_stream();
+        while let Some(chunk) = next_chunk(&mut chunks, timeout).await? {
+            if body.len() + chunk.len() > limit {
+                return Err(UpstreamFailure::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        Ok(body)
+    };
+    deadline.bound(read).await
+}
+
+/// [`next_chunk`], failing at `deadline`.
+pub(crate) async fn next_chunk_before<S>(
+    chunks: &mut S,
+    timeout: Duration,
+    deadline: Deadline,
+) -> Result<Option<Bytes>, UpstreamFailure>
+where
+    S: futures_util::Stream<Item = Result<Bytes, reqwest::Error>> + Unpin,
+{
+    deadline.bound(next_chunk(chunks, timeout)).await
 }
 
 /// The next chunk of a body: `Ok(None)` at its end.
