@@ -45,6 +45,8 @@ summary="$out/summary.md"
 {
     echo "# Reliability figures ($(date -u +%Y-%m-%dT%H:%M:%SZ), long=${ASCRIBE_LONG_TESTS:-0})"
     echo
-    grep '^reliability: ' "$log" | sed 's/^reliability: /- /'
+    # Tests run in parallel, so a figures line may follow another test's output on the same
+    # line; each is taken from where it starts, once.
+    grep -o 'reliability: test=.*' "$log" | awk '!seen[$0]++' | sed 's/^reliability: /- /'
 } >"$summary"
 cat "$summary"

@@ -180,13 +180,16 @@ pub fn authenticate(
     backend: &mut dyn Backend,
     token: &str,
 ) -> Result<Option<KeyRecord>, StoreError> {
+    read(backend, |tx| find_active(tx, token))
+}
+
+/// [`authenticate`] inside a transaction, for a caller that reads more in the same snapshot.
+pub fn find_active(tx: &mut dyn Tx, token: &str) -> Result<Option<KeyRecord>, StoreError> {
     let hash = token_hash(token);
-    read(backend, |tx| {
-        let sql = format!("{SELECT_KEY} WHERE token_sha256 = $1 AND revoked_seq IS NULL");
-        tx.query_row(&sql, &[hash.as_str().into()])?
-            .map(|row| key_record(&row))
-            .transpose()
-    })
+    let sql = format!("{SELECT_KEY} WHERE token_sha256 = $1 AND revoked_seq IS NULL");
+    tx.query_row(&sql, &[hash.as_str().into()])?
+        .map(|row| key_record(&row))
+        .transpose()
 }
 
 const SELECT_KEY: &str = "SELECT name, role, created_seq, created_at, created_by, revoked_seq, \

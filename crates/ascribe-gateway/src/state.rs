@@ -1,6 +1,7 @@
 //! What handlers share: the ledger's single writer, a small pool of read connections, the
 //! metrics and what readiness knows.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -100,6 +101,46 @@ struct Shared {
     tasks: TaskTracker,
     /// The database, without credentials, for `/readyz`.
     store: String,
+    /// Served fingerprints the ledger is known to hold, by checkpoint: an answer carrying one
+    /// of them needs no `new_system_fingerprint` observation, so the writer is not asked to
+    /// check it again.
+    known_fingerprints: Mutex<KnownFingerprints>,
+}
+
+/// Served fingerprints the ledger holds, by checkpoint, up to a limit: an upstream that sends
+/// a new one with every answer must not grow the gateway's memory, so all are forgotten when
+/// the limit is reached (each is then checked by the writer, as it would be without this
+/// memory).
+#[derive(Default)]
+struct KnownFingerprints {
+    by_checkpoint: HashMap<String, HashSet<String>>,
+    count: usize,
+}
+
+impl KnownFingerprints {
+    /// Most fingerprints remembered at once.
+    const LIMIT: usize = 4096;
+
+    fn contains(&self, checkpoint: &str, fingerprint: &str) -> bool {
+        self.by_checkpoint
+            .get(checkpoint)
+            .is_some_and(|fingerprints| fingerprints.contains(fingerprint))
+    }
+
+    fn insert(&mut self, checkpoint: &str, fingerprint: &str) {
+        if self.contains(checkpoint, fingerprint) {
+            return;
+        }
+        if self.count >= KnownFingerprints::LIMIT {
+            self.by_checkpoint.clear();
+            self.count = 0;
+        }
+        self.by_checkpoint
+            .entry(checkpoint.to_owned())
+            .or_default()
+            .insert(fingerprint.to_owned());
+        self.count += 1;
+    }
 }
 
 impl AppState {
@@ -157,6 +198,7 @@ impl AppState {
                 readiness,
                 tasks: TaskTracker::new(),
                 store,
+                known_fingerprints: Mutex::new(KnownFingerprints::default()),
             }),
         })
     }
@@ -238,6 +280,20 @@ impl AppState {
         match &self.shared.appender {
             Some(appender) => appender.append_all(pendings).await,
             None => pendings.iter().map(|_| Err(AppendError::Stopped)).collect(),
+        }
+    }
+
+    /// Whether the ledger is known to hold `fingerprint` for `checkpoint` already.
+    pub(crate) fn fingerprint_known(&self, checkpoint: &str, fingerprint: &str) -> bool {
+        let known = self.shared.known_fingerprints.lock();
+        known.is_ok_and(|known| known.contains(checkpoint, fingerprint))
+    }
+
+    /// Remembers that the ledger holds `fingerprint` for `checkpoint`: its observation was
+    /// recorded, or refused because an earlier one was.
+    pub(crate) fn fingerprint_in_ledger(&self, checkpoint: &str, fingerprint: &str) {
+        if let Ok(mut known) = self.shared.known_fingerprints.lock() {
+            known.insert(checkpoint, fingerprint);
         }
     }
 
@@ -346,5 +402,35 @@ impl Readers {
             Ok(idle) => std::mem::take(idle),
             Err(poisoned) => std::mem::take(poisoned.into_inner()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_known_per_checkpoint_and_forgotten_at_the_limit() {
+        let mut known = KnownFingerprints::default();
+        known.insert("openai:gpt-4o-2024-08-06", "fp_1");
+        assert!(known.contains("openai:gpt-4o-2024-08-06", "fp_1"));
+        assert!(!known.contains("openai:gpt-4o-2024-08-06", "fp_2"));
+        assert!(!known.contains("openai:gpt-4o-mini", "fp_1"));
+
+        known.insert("openai:gpt-4o-2024-08-06", "fp_1");
+        assert_eq!(
+            known.count, 1,
+            "a fingerprint already known is not counted again"
+        );
+        for index in 1..KnownFingerprints::LIMIT {
+            known.insert("openai:gpt-4o-mini", &format!("fp_{index}"));
+        }
+        assert_eq!(known.count, KnownFingerprints::LIMIT);
+        assert!(known.contains("openai:gpt-4o-2024-08-06", "fp_1"));
+
+        known.insert("openai:gpt-4o-mini", "one too many");
+        assert_eq!(known.count, 1);
+        assert!(!known.contains("openai:gpt-4o-2024-08-06", "fp_1"));
+        assert!(known.contains("openai:gpt-4o-mini", "one too many"));
     }
 }

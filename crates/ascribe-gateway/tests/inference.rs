@@ -148,13 +148,38 @@ fn a_whole_answer_is_recorded_before_release(store: Store) {
     assert_eq!(body["status"], 200);
     assert_eq!(body["outcome"], "answered");
     assert_eq!(body["upstream"]["model"], "openai-chat");
-    // A first fingerprint for this checkpoint is news; the second call's is not.
+    // A first fingerprint for this checkpoint is news; the second call's is not, and the
+    // gateway, knowing the ledger holds it, does not even hand the writer an observation.
     assert_eq!(entries[1]["body"]["kind"], "new_system_fingerprint");
+    let handed_before = entries_handed_to_writer(&bench.gateway);
     let (_, headers, _) = chat(&bench.gateway, "openai-chat", false);
     assert_eq!(
         entries_about(&bench.gateway, header(&headers, "ascribe-inference-id")).len(),
         1
     );
+    assert_eq!(
+        entries_handed_to_writer(&bench.gateway) - handed_before,
+        1.0
+    );
+}
+
+/// How many entries the ledger's writer was handed, from `ascribe_ledger_batch_entries_sum`
+/// on `/metrics`.
+fn entries_handed_to_writer(gateway: &Gateway) -> f64 {
+    let request = Request::get("/metrics")
+        .body(Body::empty())
+        .expect("request");
+    let (status, _, body) = gateway.send_raw(request);
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body).expect("utf-8");
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("ascribe_ledger_batch_entries_sum "))
+        .expect("the batch size histogram");
+    line.split(' ')
+        .nth(1)
+        .and_then(|value| value.parse().ok())
+        .expect("a number")
 }
 on_both_stores!(a_whole_answer_is_recorded_before_release);
 

@@ -37,7 +37,7 @@ pub struct Entry {
 }
 
 /// Why bytes or values do not form a valid entry.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
 #[non_exhaustive]
 pub enum EntryError {
     /// The bytes are not JSON at all.
@@ -77,14 +77,50 @@ impl Entry {
     /// Returns the canonical bytes of the entry: the exact input of its leaf hash.
     pub fn to_canonical_bytes(&self) -> Result<Vec<u8>, EntryError> {
         self.validate()?;
-        let value = serde_json::json!({
-            "seq": self.seq,
-            "time": self.time.to_string(),
-            "kind": self.kind,
-            "actor": self.actor,
-            "body": self.body,
-        });
-        serde_jcs::to_vec(&value).map_err(|error| EntryError::Json(error.to_string()))
+        let body = jcs(&self.body)?;
+        self.enclose(&body)
+    }
+
+    /// An entry and its canonical bytes, from a body serialised beforehand: a writer holding
+    /// the ledger's lock only adds the members it assigns. The same bytes as
+    /// [`Entry::to_canonical_bytes`] gives for the entry.
+    pub fn with_canonical_body(
+        seq: u64,
+        time: Timestamp,
+        kind: &str,
+        actor: &str,
+        body: &CanonicalBody,
+    ) -> Result<(Entry, Vec<u8>), EntryError> {
+        let entry = Entry {
+            seq,
+            time,
+            kind: kind.to_owned(),
+            actor: actor.to_owned(),
+            body: body.value.clone(),
+        };
+        entry.validate()?;
+        let bytes = entry.enclose(&body.bytes)?;
+        Ok((entry, bytes))
+    }
+
+    /// The entry's members around its body's canonical bytes. RFC 8785 orders members by
+    /// their names' UTF-16 code units, which for these five ASCII names is `actor`, `body`,
+    /// `kind`, `seq`, `time`; each member's value is serialised by RFC 8785 rules.
+    fn enclose(&self, body: &[u8]) -> Result<Vec<u8>, EntryError> {
+        let time = self.time.to_string();
+        let mut bytes = Vec::with_capacity(body.len() + self.actor.len() + self.kind.len() + 80);
+        bytes.extend_from_slice(b"{\"actor\":");
+        bytes.extend_from_slice(&jcs(&self.actor)?);
+        bytes.extend_from_slice(b",\"body\":");
+        bytes.extend_from_slice(body);
+        bytes.extend_from_slice(b",\"kind\":");
+        bytes.extend_from_slice(&jcs(&self.kind)?);
+        bytes.extend_from_slice(b",\"seq\":");
+        bytes.extend_from_slice(&jcs(&self.seq)?);
+        bytes.extend_from_slice(b",\"time\":");
+        bytes.extend_from_slice(&jcs(&time)?);
+        bytes.push(b'}');
+        Ok(bytes)
     }
 
     /// Parses stored bytes, refusing anything that is not exactly the canonical form of a
@@ -127,6 +163,40 @@ impl Entry {
         entry.validate()?;
         Ok(entry)
     }
+}
+
+/// An entry body and its canonical bytes (RFC 8785), serialised once, before the entry is
+/// handed to the ledger's writer: see [`Entry::with_canonical_body`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CanonicalBody {
+    value: Value,
+    bytes: Vec<u8>,
+}
+
+impl CanonicalBody {
+    /// Serialises `value`, which must be a JSON object, as every entry body is.
+    pub fn new(value: Value) -> Result<CanonicalBody, EntryError> {
+        if !value.is_object() {
+            return Err(member_error("body", "must be a JSON object".to_owned()));
+        }
+        let bytes = jcs(&value)?;
+        Ok(CanonicalBody { value, bytes })
+    }
+
+    /// The body as JSON.
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// The body's canonical bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// The RFC 8785 serialisation of one value.
+fn jcs<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EntryError> {
+    serde_jcs::to_vec(value).map_err(|error| EntryError::Json(error.to_string()))
 }
 
 fn take(members: &mut Map<String, Value>, name: &'static str) -> Result<Value, EntryError> {
@@ -244,6 +314,59 @@ mod tests {
         let bytes = sample().to_canonical_bytes().expect("encodes");
         let expected = r#"{"actor":"admin","body":{"from":"v1","n":1,"reason":"refresh ü","to":"v2"},"kind":"alias.rotated","seq":41,"time":"2026-12-03T16:31:37.123456Z"}"#;
         assert_eq!(String::from_utf8(bytes).expect("utf-8"), expected);
+    }
+
+    /// The members enclosed around the body by hand must be exactly what RFC 8785 makes of
+    /// the whole entry as one object.
+    #[test]
+    fn enclosed_bytes_equal_the_whole_entry_serialised_as_one_object() {
+        let bodies = [
+            json!({}),
+            json!({"text": "quote \" backslash \\ newline \n tab \t nul \u{0} del \u{7f}"}),
+            json!({"é": "ü", "z": [1e21, 1.5e-7, -0.0, 9007199254740991u64], "a": {"b": null}}),
+            json!({"emoji": "\u{1f600}", "\u{10000}": 1, "\u{ffff}": 2, "deep": [[[{}]]]}),
+        ];
+        for (index, body) in bodies.into_iter().enumerate() {
+            let entry = Entry {
+                seq: [0, 41, MAX_SEQ, 1 << 40][index],
+                body,
+                ..sample()
+            };
+            let whole = serde_jcs::to_vec(&json!({
+                "seq": entry.seq,
+                "time": entry.time.to_string(),
+                "kind": entry.kind,
+                "actor": entry.actor,
+                "body": entry.body,
+            }))
+            .expect("serialises");
+            assert_eq!(entry.to_canonical_bytes().expect("encodes"), whole);
+
+            let body = CanonicalBody::new(entry.body.clone()).expect("an object");
+            let (built, bytes) =
+                Entry::with_canonical_body(entry.seq, entry.time, &entry.kind, &entry.actor, &body)
+                    .expect("encodes");
+            assert_eq!(built, entry);
+            assert_eq!(bytes, whole);
+        }
+    }
+
+    #[test]
+    fn a_canonical_body_is_an_object_and_its_entry_is_validated() {
+        assert!(CanonicalBody::new(json!([1, 2])).is_err());
+        let body = CanonicalBody::new(json!({"a": 1})).expect("an object");
+        assert_eq!(body.bytes(), br#"{"a":1}"#);
+        let time = sample().time;
+        let refused = Entry::with_canonical_body(MAX_SEQ + 1, time, "a.b", "admin", &body);
+        assert!(matches!(
+            refused,
+            Err(EntryError::Member { member: "seq", .. })
+        ));
+        let refused = Entry::with_canonical_body(1, time, "Not A Kind", "admin", &body);
+        assert!(matches!(
+            refused,
+            Err(EntryError::Member { member: "kind", .. })
+        ));
     }
 
     #[test]

@@ -27,6 +27,6 @@ pub mod merkle;
 pub mod note;
 
 pub use audit_trail::{AuditTrail, TrailFailure, TrailSummary};
-pub use entry::{Entry, EntryError, Timestamp};
+pub use entry::{CanonicalBody, Entry, EntryError, Timestamp};
 pub use merkle::{Frontier, Hash, ProofError};
 pub use note::{KeyError, NoteError, NoteSigner, NoteVerifier, SignedTreeHead, TreeHead};

@@ -231,6 +231,26 @@ pub fn find_alias(tx: &mut dyn Tx, name: &str) -> Result<Option<AliasRecord>, St
     )
 }
 
+/// Where a requested model name leads, inside a transaction: the alias of that name and its
+/// current deployment, else the oldest deployment serving the checkpoint with that id (with
+/// no alias). `None` when the name is neither.
+pub fn find_route(
+    tx: &mut dyn Tx,
+    name: &str,
+) -> Result<Option<(Option<AliasRecord>, DeploymentRecord)>, StoreError> {
+    if let Some(alias) = find_alias(tx, name)? {
+        let deployment = find_deployment(tx, &alias.deployment)?;
+        return Ok(deployment.map(|deployment| (Some(alias), deployment)));
+    }
+    let serving = one(
+        tx,
+        &format!("{SELECT_DEPLOYMENT} WHERE checkpoint = $1 ORDER BY registered_seq LIMIT 1"),
+        name,
+        deployment_record,
+    )?;
+    Ok(serving.map(|deployment| (None, deployment)))
+}
+
 /// The deployment an alias pointed at just before its current one.
 pub fn previous_deployment(tx: &mut dyn Tx, alias: &str) -> Result<Option<String>, StoreError> {
     let sql = "SELECT deployment FROM registry_alias_segments \

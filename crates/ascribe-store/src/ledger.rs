@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use ascribe_ledger::merkle;
-use ascribe_ledger::{Entry, Frontier, Hash, NoteSigner, SignedTreeHead, Timestamp, TreeHead};
+use ascribe_ledger::{
+    CanonicalBody, Entry, EntryError, Frontier, Hash, NoteSigner, SignedTreeHead, Timestamp,
+    TreeHead,
+};
 use serde_json::Value;
 
 use crate::sql::{Backend, SqlValue, Tx};
@@ -42,12 +45,14 @@ pub struct PendingEntry {
 }
 
 impl PendingEntry {
-    /// An entry whose body is known in advance.
+    /// An entry whose body is known in advance. The body is serialised here, on the
+    /// caller's thread, so that the writer does not spend its lock on it; a body that is not
+    /// a JSON object is refused when the entry is appended.
     pub fn new(kind: &str, actor: &str, body: Value) -> PendingEntry {
         PendingEntry {
             kind: kind.to_owned(),
             actor: actor.to_owned(),
-            body: EntryBody::Ready(body),
+            body: EntryBody::Ready(CanonicalBody::new(body)),
         }
     }
 
@@ -67,8 +72,8 @@ impl PendingEntry {
 
 /// A pending entry's body.
 pub enum EntryBody {
-    /// A body fixed by the caller.
-    Ready(Value),
+    /// A body fixed by the caller, already serialised (or the reason it could not be).
+    Ready(Result<CanonicalBody, EntryError>),
     /// A body computed (or refused) under the write lock from projected state. Checks read
     /// projection tables only: entries of the same batch are not yet in `ledger_entries`.
     Checked(Box<EntryCheck>),
@@ -399,10 +404,15 @@ fn append_in_tx(
     let mut completed_tiles = Vec::new();
     let mut tiles = state.tiles.take().unwrap_or_default();
     for pending in batch {
-        let body = match &pending.body {
-            EntryBody::Ready(body) => body.clone(),
+        let now = clock.now();
+        let time = state.last_time.map_or(now, |last| last.max(now));
+        let seq = state.frontier.size();
+        let (kind, actor) = (&pending.kind, &pending.actor);
+        let encoded = match &pending.body {
+            EntryBody::Ready(Ok(body)) => Entry::with_canonical_body(seq, time, kind, actor, body),
+            EntryBody::Ready(Err(error)) => Err(error.clone()),
             EntryBody::Checked(check) => match check(tx) {
-                Ok(body) => body,
+                Ok(body) => encode(seq, time, pending, body),
                 Err(Rejection::Store(error)) => return Err(error),
                 Err(refused) => {
                     outcomes.push(Err(refused));
@@ -410,17 +420,8 @@ fn append_in_tx(
                 }
             },
         };
-        let now = clock.now();
-        let time = state.last_time.map_or(now, |last| last.max(now));
-        let entry = Entry {
-            seq: state.frontier.size(),
-            time,
-            kind: pending.kind.clone(),
-            actor: pending.actor.clone(),
-            body,
-        };
-        let bytes = match entry.to_canonical_bytes() {
-            Ok(bytes) => bytes,
+        let (entry, bytes) = match encoded {
+            Ok(encoded) => encoded,
             Err(error) => {
                 outcomes.push(Err(Rejection::Refused(error.to_string())));
                 continue;
@@ -433,25 +434,65 @@ fn append_in_tx(
         state.frontier.push(leaf_hash);
         tiles.push(leaf_hash, state.frontier.size(), &mut completed_tiles);
         state.last_time = Some(time);
-        rows.push((entry.clone(), bytes, leaf_hash));
+        rows.push(Row {
+            outcome: outcomes.len(),
+            bytes,
+            leaf_hash,
+        });
         outcomes.push(Ok(AppendedEntry { entry, leaf_hash }));
     }
-    insert_entries(tx, &rows)?;
+    insert_entries(tx, &rows, &outcomes)?;
     tiles::insert(tx, &completed_tiles)?;
     state.tiles = Some(tiles);
     Ok(outcomes)
 }
 
+/// An entry whose body a check computed under the lock, and its canonical bytes.
+fn encode(
+    seq: u64,
+    time: Timestamp,
+    pending: &PendingEntry,
+    body: Value,
+) -> Result<(Entry, Vec<u8>), EntryError> {
+    let entry = Entry {
+        seq,
+        time,
+        kind: pending.kind.clone(),
+        actor: pending.actor.clone(),
+        body,
+    };
+    let bytes = entry.to_canonical_bytes()?;
+    Ok((entry, bytes))
+}
+
+/// An entry's row in `ledger_entries`: its bytes and leaf hash, and where in the batch's
+/// outcomes the entry itself is (so the body is not copied once more for the insert).
+struct Row {
+    outcome: usize,
+    bytes: Vec<u8>,
+    leaf_hash: Hash,
+}
+
 /// Rows per INSERT statement; keeps parameter counts far below both databases' limits.
 const ROWS_PER_INSERT: usize = 500;
 
-fn insert_entries(tx: &mut dyn Tx, rows: &[(Entry, Vec<u8>, Hash)]) -> Result<(), StoreError> {
+fn insert_entries(
+    tx: &mut dyn Tx,
+    rows: &[Row],
+    outcomes: &[Result<AppendedEntry, Rejection>],
+) -> Result<(), StoreError> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut sql = String::from(
             "INSERT INTO ledger_entries (seq, time, kind, actor, entry, leaf_hash) VALUES ",
         );
         let mut params = Vec::with_capacity(chunk.len() * 6);
-        for (index, (entry, bytes, leaf_hash)) in chunk.iter().enumerate() {
+        for (index, row) in chunk.iter().enumerate() {
+            let Some(Ok(appended)) = outcomes.get(row.outcome) else {
+                return Err(StoreError::Inconsistent(
+                    "an entry to insert has no outcome".into(),
+                ));
+            };
+            let entry = &appended.entry;
             let n = index * 6;
             if index > 0 {
                 sql.push(',');
@@ -470,8 +511,10 @@ fn insert_entries(tx: &mut dyn Tx, rows: &[(Entry, Vec<u8>, Hash)]) -> Result<()
             params.push(entry.kind.as_str().into());
             params.push(entry.actor.as_str().into());
             // Canonical JSON is UTF-8 by construction (RFC 8785 output is a JSON text).
-            params.push(SqlValue::Text(String::from_utf8_lossy(bytes).into_owned()));
-            params.push(leaf_hash.to_vec().into());
+            params.push(SqlValue::Text(
+                String::from_utf8_lossy(&row.bytes).into_owned(),
+            ));
+            params.push(row.leaf_hash.to_vec().into());
         }
         tx.execute(&sql, &params)?;
     }

@@ -11,27 +11,43 @@ use crate::state::AppState;
 /// Longest decision reference accepted, in bytes.
 pub(crate) const MAX_DECISION_LEN: usize = 200;
 
-/// The active caller key the request carries.
+/// The active caller key the request carries, read on its own (the inference path reads it
+/// together with the route, in [`super::admit`]).
 pub(crate) async fn authenticate(
     state: &AppState,
     api: Api,
     headers: &HeaderMap,
 ) -> Result<KeyRecord, InferenceError> {
-    let Some(token) = token(headers) else {
-        return Err(InferenceError::new(
-            api,
-            ErrorKind::Unauthenticated,
-            "missing key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
-        ));
-    };
-    let token = token.to_owned();
+    let token = presented_token(api, headers)?;
     let key = state
         .read(move |backend| ascribe_access::authenticate(backend, &token))
         .await
-        .map_err(|_| InferenceError::unreadable(api))?
-        .ok_or_else(|| {
-            InferenceError::new(api, ErrorKind::Unauthenticated, "unknown or revoked key")
-        })?;
+        .map_err(|_| InferenceError::unreadable(api))?;
+    admit(api, key)
+}
+
+/// The caller key the request carries, as sent; a request without one is refused before
+/// anything is read.
+pub(crate) fn presented_token(api: Api, headers: &HeaderMap) -> Result<String, InferenceError> {
+    match token(headers) {
+        Some(token) => Ok(token.to_owned()),
+        None => Err(InferenceError::new(
+            api,
+            ErrorKind::Unauthenticated,
+            "missing key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
+        )),
+    }
+}
+
+/// The key found for the presented token, if it is an active caller key.
+pub(crate) fn admit(api: Api, key: Option<KeyRecord>) -> Result<KeyRecord, InferenceError> {
+    let Some(key) = key else {
+        return Err(InferenceError::new(
+            api,
+            ErrorKind::Unauthenticated,
+            "unknown or revoked key",
+        ));
+    };
     if key.role != Role::Caller {
         return Err(InferenceError::new(
             api,

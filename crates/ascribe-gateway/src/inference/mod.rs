@@ -3,10 +3,11 @@
 //!
 //! The request path of one call, each step a function below or in a sibling module:
 //!
-//! 1. [`caller::authenticate`]: a caller key, as either SDK sends it;
+//! 1. [`caller::presented_token`]: a caller key, as either SDK sends it;
 //! 2. `ascribe_dialects::parse_request`: the requested `model`, `stream`, the decision
 //!    reference ([`caller::decision_reference`]);
-//! 3. [`route::resolve`]: the alias (or checkpoint id) to a deployment, at this instant;
+//! 3. [`admit`]: the key checked and the alias (or checkpoint id) resolved to a deployment,
+//!    in one read of the registry at this instant ([`route::lookup`]);
 //! 4. [`upstream::send`]: the pinned upstream model, the gateway's own credentials;
 //! 5. the served identity, from the whole body or the first events of a stream
 //!    ([`stream`]), classified against the deployment's expectation;
@@ -30,9 +31,10 @@ mod upstream;
 
 use std::time::{Duration, Instant};
 
+use ascribe_access::{KeyRecord, Role};
 use ascribe_dialects::{
     classify, identity_from_response, parse_request, upstream_target, Api, ErrorKind,
-    ServedIdentity, Upstream,
+    InferenceRequest, ServedIdentity, Upstream,
 };
 use ascribe_inference::{new_inference_id, Timings};
 use axum::body::Bytes;
@@ -185,11 +187,12 @@ async fn call(
     body: &[u8],
     progress: &mut Progress,
 ) -> Result<Response, InferenceError> {
-    let caller = caller::authenticate(state, api, headers).await?;
-    let request = parse_request(api, body)
-        .map_err(|error| InferenceError::new(api, error.caller_kind(), error.to_string()))?;
-    let decision = caller::decision_reference(api, headers, request.decision_reference())?;
-    let route = route::resolve(state, api, request.model()).await?;
+    let Admitted {
+        caller,
+        request,
+        decision,
+        route,
+    } = admit(state, api, headers, body).await?;
     tracing::Span::current().record("alias", tracing::field::display(request.model()));
     progress.alias = route.alias.as_ref().map(|alias| alias.name.clone());
     progress.deployment = Some(route.deployment.name.clone());
@@ -258,6 +261,65 @@ async fn call(
         }
         Ok(response) => whole_answer(state, call, response, deadline, progress).await,
     }
+}
+
+/// A call that may go upstream: who calls, what they asked, where it goes.
+struct Admitted {
+    caller: KeyRecord,
+    request: InferenceRequest,
+    decision: Option<String>,
+    route: route::Route,
+}
+
+/// Steps 1 to 3. The key and the route are read in one transaction, so the call is checked
+/// and routed against one snapshot of the registry, in one trip to the database. Refusals
+/// come in the order of the steps: no key or an unknown one first, then a malformed request,
+/// then an unknown model.
+async fn admit(
+    state: &AppState,
+    api: Api,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Admitted, InferenceError> {
+    let token = caller::presented_token(api, headers)?;
+    let asked = parse_request(api, body)
+        .map_err(|error| InferenceError::new(api, error.caller_kind(), error.to_string()))
+        .and_then(|request| {
+            let decision = caller::decision_reference(api, headers, request.decision_reference())?;
+            Ok((request, decision))
+        });
+    let model = asked
+        .as_ref()
+        .ok()
+        .map(|(request, _)| request.model().to_owned());
+
+    let (key, found) = state
+        .read(move |backend| {
+            let mut read = (None, None);
+            backend.read(&mut |tx| {
+                let key = ascribe_access::find_active(tx, &token)?;
+                let is_caller = key.as_ref().is_some_and(|key| key.role == Role::Caller);
+                let found = match (&model, is_caller) {
+                    (Some(model), true) => route::lookup(tx, model)?,
+                    _ => None,
+                };
+                read = (key, found);
+                Ok(())
+            })?;
+            Ok(read)
+        })
+        .await
+        .map_err(|_| InferenceError::unreadable(api))?;
+
+    let caller = caller::admit(api, key)?;
+    let (request, decision) = asked?;
+    let route = route::route(api, request.model(), found)?;
+    Ok(Admitted {
+        caller,
+        request,
+        decision,
+        route,
+    })
 }
 
 /// Azure's API version used when a deployment's base URL names none.

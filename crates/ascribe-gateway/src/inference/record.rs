@@ -16,6 +16,9 @@ use super::route::Route;
 use crate::state::AppState;
 use crate::telemetry::{InferenceSpan, RecordedAttributes};
 
+/// The observation of a served fingerprint the ledger has not seen for the checkpoint.
+const NEW_FINGERPRINT: &str = "new_system_fingerprint";
+
 /// One call through the gateway, from authentication to its record.
 pub(crate) struct Call {
     /// The id handed back in `Ascribe-Inference-Id`.
@@ -168,8 +171,14 @@ impl Call {
     }
 
     /// Observations the served identity calls for: a mismatch, and a fingerprint the ledger
-    /// has not seen for this checkpoint (checked, and dropped, under the write lock).
-    fn observations(&self, served: &ServedIdentity, verdict: &Verdict) -> Vec<Observation> {
+    /// may not hold yet for this checkpoint (checked, and dropped if it does, under the write
+    /// lock; not asked for at all when this gateway knows the ledger holds it).
+    fn observations(
+        &self,
+        state: &AppState,
+        served: &ServedIdentity,
+        verdict: &Verdict,
+    ) -> Vec<Observation> {
         let deployment = &self.route.deployment;
         let observation = |kind: &str| Observation {
             kind: kind.to_owned(),
@@ -185,8 +194,10 @@ impl Call {
         if verdict.is_mismatch() {
             observations.push(observation("served_model_mismatch"));
         }
-        if served.system_fingerprint.is_some() {
-            observations.push(observation("new_system_fingerprint"));
+        if let Some(fingerprint) = &served.system_fingerprint {
+            if !state.fingerprint_known(&deployment.checkpoint, fingerprint) {
+                observations.push(observation(NEW_FINGERPRINT));
+            }
         }
         observations
     }
@@ -213,10 +224,10 @@ impl Call {
             false => record.into_entry_with_payloads(payloads),
         };
         let mut entries = vec![entry.map_err(|_| unrecorded())?];
-        let observations = self.observations(served, verdict);
+        let observations = self.observations(state, served, verdict);
         for observation in &observations {
             let entry = match observation.kind.as_str() {
-                "new_system_fingerprint" => observation.clone().into_new_fingerprint_entry(),
+                NEW_FINGERPRINT => observation.clone().into_new_fingerprint_entry(),
                 _ => observation.clone().into_entry(),
             };
             entries.push(entry.map_err(|_| unrecorded())?);
@@ -277,6 +288,14 @@ impl Call {
         for (observation, appended) in observations.iter().zip(outcomes) {
             if appended.is_ok() {
                 metrics.observation_recorded(&observation.kind);
+            }
+            let in_ledger = matches!(appended, Ok(_) | Err(AppendError::Refused(_)));
+            if let (NEW_FINGERPRINT, true) = (observation.kind.as_str(), in_ledger) {
+                let fingerprint = observation
+                    .system_fingerprint
+                    .as_deref()
+                    .unwrap_or_default();
+                state.fingerprint_in_ledger(&observation.checkpoint, fingerprint);
             }
         }
         let deployment = &self.route.deployment.name;

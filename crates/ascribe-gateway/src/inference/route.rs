@@ -2,9 +2,9 @@
 
 use ascribe_dialects::{Api, ErrorKind, Upstream};
 use ascribe_registry::{queries, AliasRecord, DeploymentRecord};
+use ascribe_store::{StoreError, Tx};
 
 use super::error::InferenceError;
-use crate::state::AppState;
 
 /// Where a call goes.
 #[derive(Clone, Debug)]
@@ -17,31 +17,21 @@ pub(crate) struct Route {
     pub(crate) upstream: Upstream,
 }
 
-/// Resolves `model` as an alias, else as a checkpoint id served by some deployment; an
-/// unknown name is a 404 in the caller's dialect.
-pub(crate) async fn resolve(
-    state: &AppState,
-    api: Api,
-    model: &str,
-) -> Result<Route, InferenceError> {
-    let name = model.to_owned();
-    let found = if !may_be_registered(model) {
-        None
-    } else {
-        state
-            .read(move |backend| {
-                if let Some(alias) = queries::alias(backend, &name)? {
-                    let deployment = queries::deployment(backend, &alias.deployment)?;
-                    return Ok(deployment.map(|deployment| (Some(alias), deployment)));
-                }
-                let serving = queries::deployments(backend)?
-                    .into_iter()
-                    .find(|deployment| deployment.checkpoint == name);
-                Ok(serving.map(|deployment| (None, deployment)))
-            })
-            .await
-            .map_err(|_| InferenceError::unreadable(api))?
-    };
+/// Where `model` leads, read inside a transaction: see [`queries::find_route`]. A name the
+/// registry could not hold is unknown without a query.
+pub(crate) fn lookup(tx: &mut dyn Tx, model: &str) -> Result<Option<Found>, StoreError> {
+    match may_be_registered(model) {
+        true => queries::find_route(tx, model),
+        false => Ok(None),
+    }
+}
+
+/// An alias (or none, for a checkpoint id) and the deployment it leads to.
+pub(crate) type Found = (Option<AliasRecord>, DeploymentRecord);
+
+/// The route for `model` from what [`lookup`] found: an unknown name is a 404 in the caller's
+/// dialect, a deployment this endpoint cannot reach a 400.
+pub(crate) fn route(api: Api, model: &str, found: Option<Found>) -> Result<Route, InferenceError> {
     let Some((alias, deployment)) = found else {
         return Err(InferenceError::new(
             api,
