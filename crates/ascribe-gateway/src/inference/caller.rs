@@ -23,7 +23,7 @@ pub(crate) async fn authenticate(
         .read(move |backend| ascribe_access::authenticate(backend, &token))
         .await
         .map_err(|_| InferenceError::unreadable(api))?;
-    admit(api, key)
+    check_key(api, key)
 }
 
 /// The caller key the request carries, as sent; a request without one is refused before
@@ -40,7 +40,7 @@ pub(crate) fn presented_token(api: Api, headers: &HeaderMap) -> Result<String, I
 }
 
 /// The key found for the presented token, if it is an active caller key.
-pub(crate) fn admit(api: Api, key: Option<KeyRecord>) -> Result<KeyRecord, InferenceError> {
+pub(crate) fn check_key(api: Api, key: Option<KeyRecord>) -> Result<KeyRecord, InferenceError> {
     let Some(key) = key else {
         return Err(InferenceError::new(
             api,

@@ -311,7 +311,7 @@ async fn admit(
         .await
         .map_err(|_| InferenceError::unreadable(api))?;
 
-    let caller = caller::admit(api, key)?;
+    let caller = caller::check_key(api, key)?;
     let (request, decision) = asked?;
     let route = route::route(api, request.model(), found)?;
     Ok(Admitted {
