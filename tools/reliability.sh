@@ -7,8 +7,8 @@
 #                                 a store, 300 s a fuzz target (about an hour on 2 cores)
 #
 # Needs what the test suite needs (PostgreSQL on 127.0.0.1:5432 or ASCRIBE_TEST_POSTGRES) and
-# root, for the disk-full and read-only cases, which mount a small tmpfs. See
-# docs/reliability.md for what each test proves.
+# root: the disk-full case mounts a small tmpfs, and the PostgreSQL restart case runs a
+# private cluster as the `postgres` user. See docs/reliability.md for what each test proves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -131,7 +131,7 @@ pub const FIELDS: &[Field] = &[
         default: Some("\"5s\""),
         doc: "How long the gateway's ledger writer waits for a lock another connection \
               holds (SQLite's busy timeout, PostgreSQL's lock_timeout) before the write \
-              fails and its callers get a 503.",
+              fails and its callers get a 503; from 1ms to 1h.",
     },
     Field {
         path: "metrics.enabled",
@@ -344,6 +344,13 @@ impl Default for ShutdownSection {
     }
 }
 
+/// The shortest `ledger.lock_timeout`: SQLite and PostgreSQL take it in whole milliseconds,
+/// and PostgreSQL reads 0 as "wait for ever".
+const MIN_LOCK_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// The longest `ledger.lock_timeout`; callers wait on the writer that long.
+const MAX_LOCK_TIMEOUT: Duration = Duration::from_secs(3600);
+
 impl Config {
     /// Refuses values that parse but cannot work: zero timeouts and limits, a log level that
     /// would silently filter everything out.
@@ -359,6 +366,14 @@ impl Config {
             if value.is_zero() {
                 anyhow::bail!("{path} is 0: it must be longer than zero (there is no \"never\")");
             }
+        }
+        let lock_timeout = self.ledger.lock_timeout;
+        if !(MIN_LOCK_TIMEOUT..=MAX_LOCK_TIMEOUT).contains(&lock_timeout) {
+            anyhow::bail!(
+                "ledger.lock_timeout is {}: it must be from 1ms to 1h (the databases count it \
+                 in whole milliseconds, and every caller waits on the writer that long)",
+                humantime::format_duration(lock_timeout)
+            );
         }
         let positive_counts = [
             (
@@ -814,6 +829,20 @@ mod tests {
         let zero: Config = toml::from_str("[upstream]\ntimeout = \"0s\"\n").expect("parses");
         let error = zero.validate().expect_err("refused").to_string();
         assert!(error.starts_with("upstream.timeout is 0"), "{error}");
+        for (written, refused) in [("\"500us\"", true), ("\"1ms\"", false), ("\"1h\"", false)]
+            .into_iter()
+            .chain([("\"61m\"", true), ("\"25days\"", true)])
+        {
+            let text = format!("[ledger]\nlock_timeout = {written}\n");
+            let config: Config = toml::from_str(&text).expect("parses");
+            match config.validate() {
+                Ok(()) => assert!(!refused, "{written} was accepted"),
+                Err(error) => {
+                    assert!(refused, "{written}: {error}");
+                    assert!(error.to_string().contains("from 1ms to 1h"), "{error}");
+                }
+            }
+        }
         let mut quiet = Config::default();
         quiet.log.level = Some("verbose".into());
         assert!(quiet.validate().is_err());
