@@ -74,6 +74,12 @@ pub fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<Outcome> {
             "FAILED at {place}: {}",
             report.error.as_deref().unwrap_or("unknown")
         );
+        println!(
+            "  {} entries before it verified. Receipts callers hold, and evidence packages \
+             exported earlier, show what the ledger held (`ascribe receipt verify TOKEN \
+             --against-ledger`); docs/ledger.md, Verification, says what each failure means.",
+            report.entries
+        );
     }
     Ok(if report.ok {
         Outcome::Success
