@@ -435,13 +435,16 @@ fn append_in_tx(
         tiles.push(leaf_hash, state.frontier.size(), &mut completed_tiles);
         state.last_time = Some(time);
         rows.push(Row {
-            outcome: outcomes.len(),
+            seq,
+            time,
+            kind,
+            actor,
             bytes,
             leaf_hash,
         });
         outcomes.push(Ok(AppendedEntry { entry, leaf_hash }));
     }
-    insert_entries(tx, &rows, &outcomes)?;
+    insert_entries(tx, &rows)?;
     tiles::insert(tx, &completed_tiles)?;
     state.tiles = Some(tiles);
     Ok(outcomes)
@@ -465,10 +468,13 @@ fn encode(
     Ok((entry, bytes))
 }
 
-/// An entry's row in `ledger_entries`: its bytes and leaf hash, and where in the batch's
-/// outcomes the entry itself is (so the body is not copied once more for the insert).
-struct Row {
-    outcome: usize,
+/// An entry's row in `ledger_entries`: its columns, borrowed from the pending entry where
+/// they can be, so the body is not copied once more for the insert.
+struct Row<'a> {
+    seq: u64,
+    time: Timestamp,
+    kind: &'a str,
+    actor: &'a str,
     bytes: Vec<u8>,
     leaf_hash: Hash,
 }
@@ -476,23 +482,13 @@ struct Row {
 /// Rows per INSERT statement; keeps parameter counts far below both databases' limits.
 const ROWS_PER_INSERT: usize = 500;
 
-fn insert_entries(
-    tx: &mut dyn Tx,
-    rows: &[Row],
-    outcomes: &[Result<AppendedEntry, Rejection>],
-) -> Result<(), StoreError> {
+fn insert_entries(tx: &mut dyn Tx, rows: &[Row<'_>]) -> Result<(), StoreError> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut sql = String::from(
             "INSERT INTO ledger_entries (seq, time, kind, actor, entry, leaf_hash) VALUES ",
         );
         let mut params = Vec::with_capacity(chunk.len() * 6);
         for (index, row) in chunk.iter().enumerate() {
-            let Some(Ok(appended)) = outcomes.get(row.outcome) else {
-                return Err(StoreError::Inconsistent(
-                    "an entry to insert has no outcome".into(),
-                ));
-            };
-            let entry = &appended.entry;
             let n = index * 6;
             if index > 0 {
                 sql.push(',');
@@ -506,10 +502,10 @@ fn insert_entries(
                 n + 5,
                 n + 6
             ));
-            params.push(entry.seq.into());
-            params.push(entry.time.to_string().into());
-            params.push(entry.kind.as_str().into());
-            params.push(entry.actor.as_str().into());
+            params.push(row.seq.into());
+            params.push(row.time.to_string().into());
+            params.push(row.kind.into());
+            params.push(row.actor.into());
             // Canonical JSON is UTF-8 by construction (RFC 8785 output is a JSON text).
             params.push(SqlValue::Text(
                 String::from_utf8_lossy(&row.bytes).into_owned(),
